@@ -1,0 +1,226 @@
+"""The `trailguard` command line: scan, validate, test, explain.
+
+Exit status (SPEC §5): 0 done; 1 failures found (tests failed, rules invalid, an input
+unreadable); 2 usage or config error. Every command reports problems as text a person can act
+on, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import orjson
+
+from engine import __version__
+from engine.errors import ConfigError, RuleError
+from engine.evaluator import ENGINES
+from engine.model import Alert
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+Command = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Command | None = getattr(args, "command", None)
+    if command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return command(args)
+    except ConfigError as exc:
+        print(f"trailguard: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuleError as exc:
+        _print_problems(exc.problems)
+        return EXIT_FAILURES
+    except BrokenPipeError:  # `trailguard scan ... | head` is normal use
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trailguard", description=(
+        "Detection-as-code alerting for AWS CodeArtifact activity in CloudTrail."))
+    parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    scan = _command(sub, "scan", "evaluate rules over files, directories or stdin", _scan)
+    scan.add_argument("paths", nargs="*", metavar="PATH", help="files, directories, or - for stdin")
+    scan.add_argument("--state", help="state URL (memory://, sqlite:///PATH, redis://HOST:PORT/DB)")
+    scan.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
+    scan.add_argument("--engine", choices=ENGINES, default="compiled",
+                      help="how conditions run: compiled to Python, or jmespath's interpreter")
+
+    _command(sub, "validate", "check rules and print every problem", _validate)
+
+    test = _command(sub, "test", "run the tests inside rule files", _test)
+    test.add_argument("-k", dest="pattern", help="only rules or tests whose name contains this")
+    test.add_argument("-v", "--verbose", action="store_true", help="list passing tests too")
+    test.add_argument("--engine", choices=ENGINES, default="compiled")
+
+    explain = _command(sub, "explain", "show why a rule matches an event or not", _explain)
+    explain.add_argument("--rule", required=True, help="rule id")
+    explain.add_argument("event_file", metavar="EVENT_FILE")
+
+    docs = _command(sub, "docs", "write the rule catalogue and API coverage (docs/rules.md)", _docs)
+    docs.add_argument("--output", default="-", help="file to write, or - for stdout")
+    docs.add_argument("--check", action="store_true",
+                      help="exit 1 if --output is not current (for CI)")
+    return parser
+
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str,
+             handler: Command) -> argparse.ArgumentParser:
+    command = sub.add_parser(name, help=text, description=text)
+    command.add_argument("-c", "--config", help="trailguard.yml")
+    command.add_argument("-r", "--rules", action="append", metavar="RULES",
+                         help="rule file or directory (repeatable); default: the config's, "
+                              "else the shipped pack")
+    command.set_defaults(command=handler)
+    return command
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from engine.decide import new_decider
+    from engine.evaluator import Evaluator
+    from engine.inputs import iter_paths
+    from engine.report import Progress, alert_text, summary
+    from engine.scan import EventIdMemory, run_scan
+    from engine.setup import prepare, rules_of
+
+    setup = prepare(args.config, args.rules)
+    state = args.state or setup.config.state or "memory://"
+    if not state.startswith("memory://"):
+        raise ConfigError(f"state {state!r}: only memory:// is available in this build", "--state")
+    paths = _scan_paths(args.paths, setup.config.sources)
+    ruleset = rules_of(setup)
+    evaluator = Evaluator(ruleset.rules, setup.functions, args.engine)
+    lateness = setup.config.allowed_lateness
+    progress = Progress(_total_bytes(paths))
+    out = sys.stdout.buffer
+
+    def emit(alert: Alert) -> None:
+        if args.format == "text":
+            out.write(alert_text(alert).encode() + b"\n")
+        else:
+            out.write(orjson.dumps(alert.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+
+    stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
+                     new_decider(evaluator, lateness), emit, EventIdMemory(max(lateness, 3600.0)))
+    out.flush()
+    progress.close()
+    print(summary(stats, evaluator), file=sys.stderr)
+    return EXIT_FAILURES if stats.unreadable else EXIT_OK
+
+
+def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
+    if paths:
+        return paths
+    configured: list[str] = []
+    for source in sources:
+        if isinstance(source, dict) and source.get("type") == "files":
+            configured.extend(str(p) for p in source.get("paths", []))
+        elif isinstance(source, dict) and source.get("type") == "stdin":
+            configured.append("-")
+    if configured:
+        return configured
+    if not sys.stdin.isatty():
+        return ["-"]
+    raise ConfigError("nothing to scan: give paths, - for stdin, or a config with a files source",
+                      "scan")
+
+
+def _total_bytes(paths: list[str]) -> int:
+    total = 0
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return total
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from engine.setup import prepare, rules_of
+
+    ruleset = rules_of(prepare(args.config, args.rules))
+    _print_problems(list(ruleset.warnings))
+    print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files: no errors, "
+          f"{len(ruleset.warnings)} warnings", file=sys.stderr)
+    return EXIT_OK
+
+
+def _print_problems(problems: Sequence[object]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    errors = sum(1 for p in problems if getattr(p, "severity", "error") == "error")
+    if errors:
+        print(f"{errors} error(s), {len(problems) - errors} warning(s)", file=sys.stderr)
+
+
+def _test(args: argparse.Namespace) -> int:
+    from engine.ruletest import run_tests
+    from engine.setup import prepare, rules_of
+
+    setup = prepare(args.config, args.rules)
+    ruleset = rules_of(setup)
+    passed = failed = 0
+    for outcome in run_tests(ruleset.rules, setup.functions, args.pattern, args.engine,
+                             setup.config.allowed_lateness):
+        if outcome.passed:
+            passed += 1
+        else:
+            failed += 1
+        if args.verbose or not outcome.passed:
+            print(outcome)
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_FAILURES if failed else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from engine.explain import explain
+    from engine.inputs import iter_paths
+    from engine.setup import prepare, rules_of
+
+    setup = prepare(args.config, args.rules)
+    rule = rules_of(setup).by_id().get(args.rule)
+    if rule is None:
+        raise ConfigError(f"no rule with id {args.rule!r}", "--rule")
+    records = [item for item in iter_paths([args.event_file]) if type(item) is dict]
+    if not records:
+        print(f"trailguard: {args.event_file}: no CloudTrail record found", file=sys.stderr)
+        return EXIT_FAILURES
+    for record in records[:10]:
+        print(f"# {rule.id} on eventID {record.get('eventID', '-')} "
+              f"({record.get('eventName', '-')})")
+        print("\n".join(explain(rule.condition, record, setup.functions)))
+    return EXIT_OK
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from engine.ruledocs import render
+    from engine.setup import prepare, rules_of
+
+    text = render(rules_of(prepare(args.config, args.rules)).rules)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    target = Path(args.output)
+    if args.check:
+        current = target.read_text() if target.exists() else ""
+        if current != text:
+            print(f"trailguard: {target} is out of date: run trailguard docs --output {target}",
+                  file=sys.stderr)
+            return EXIT_FAILURES
+        return EXIT_OK
+    target.write_text(text)
+    return EXIT_OK

@@ -1,0 +1,187 @@
+"""`trailguard.yml`: the config file, `${VAR}` interpolation, and named lists.
+
+The config is checked as a whole when it loads, like rules: a daemon that starts with a typo
+in its config and only notices at the first alert is a daemon that misses that alert.
+Sections owned by later stages (sources, outputs, routes, server) are kept as validated
+mappings here and interpreted by the module that uses them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.durations import parse_duration
+from engine.errors import ConfigError
+from engine.functions import WELL_KNOWN_LISTS
+from engine.yamlio import Located, error_line, load_documents, plain
+
+TOP_LEVEL = frozenset({"rules", "lists", "state", "allowed_lateness", "sources", "outputs",
+                       "routes", "server"})
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_LATENESS = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    rules: tuple[str, ...] = ()
+    lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    state: str | None = None
+    allowed_lateness: float = DEFAULT_LATENESS
+    sources: tuple[Mapping[str, Any], ...] = ()
+    outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    routes: tuple[Mapping[str, Any], ...] = ()
+    server: Mapping[str, Any] = field(default_factory=dict)
+    lines: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def known_lists(self) -> frozenset[str]:
+        return WELL_KNOWN_LISTS | frozenset(self.lists)
+
+    def where(self, key: str) -> str:
+        return f"{self.path}:{self.lines.get(key, 1)}" if self.path else key
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and check a config file; raise ConfigError naming the file, line and field."""
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    try:
+        documents = load_documents(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror}", str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(getattr(exc, "problem", exc)), f"{path}:{error_line(exc)}") from None
+    if len(documents) != 1 or not isinstance(documents[0], Located):
+        raise ConfigError("the config must be one YAML mapping", f"{path}:1")
+    doc = documents[0]
+    for key in doc:
+        if key not in TOP_LEVEL:
+            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(TOP_LEVEL))})",
+                              f"{path}:{doc.line_of(key)}")
+    resolved = _interpolate(doc, env, path)
+    return _build(path, doc, resolved)
+
+
+def _build(path: Path, doc: Located, raw: Any) -> Config:
+    def at(key: str) -> str:
+        return f"{path}:{doc.line_of(key)}"
+
+    base = path.parent
+    return Config(
+        path=str(path),
+        rules=_rule_paths(raw.get("rules", []), base, at),
+        lists=_lists(raw.get("lists") or {}, base, at),
+        state=_state_url(raw.get("state"), base, at) if raw.get("state") else None,
+        allowed_lateness=_lateness(raw.get("allowed_lateness"), at),
+        sources=tuple(_mappings(raw.get("sources") or [], "sources", at)),
+        outputs=_outputs(raw.get("outputs") or {}, at),
+        routes=tuple(_mappings(raw.get("routes") or [], "routes", at)),
+        server=dict(raw.get("server") or {}),
+        lines={str(k): doc.line_of(str(k)) for k in doc},
+    )
+
+
+def _interpolate(value: Any, env: Mapping[str, str], path: Path, line: int = 1) -> Any:
+    """`${VAR}` in any string, resolved from the environment; a missing one is an error."""
+    if isinstance(value, Located):
+        return {k: _interpolate(v, env, path, value.line_of(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, env, path, line) for item in value]
+    if isinstance(value, str):
+        def replace(found: re.Match[str]) -> str:
+            name = found.group(1)
+            if name not in env:
+                raise ConfigError(f"environment variable {name} is not set", f"{path}:{line}")
+            return env[name]
+
+        return _ENV.sub(replace, value)
+    return plain(value)
+
+
+def _relative(base: Path, target: str) -> Path:
+    candidate = Path(target)
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def _rule_paths(value: Any, base: Path, at: Any) -> tuple[str, ...]:
+    return tuple(str(_relative(base, item)) for item in _string_list(value, "rules", at))
+
+
+def _string_list(value: Any, key: str, at: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: expected a list of strings", at(key))
+    return value
+
+
+def _lists(value: Any, base: Path, at: Any) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict):
+        raise ConfigError("lists: expected a mapping of list names", at("lists"))
+    lists = {}
+    for name, items in value.items():
+        if isinstance(items, dict) and set(items) == {"file"}:
+            items = _read_list_file(_relative(base, str(items["file"])), name, at)
+        if not isinstance(items, list):
+            raise ConfigError(f"lists.{name}: expected a list or {{file: PATH}}", at("lists"))
+        lists[str(name)] = tuple(str(item) for item in items)
+    for name in ("trusted_networks",):
+        for cidr in lists.get(name, ()):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(f"lists.{name}: {cidr!r} is not a CIDR", at("lists")) from None
+    return lists
+
+
+def _read_list_file(path: Path, name: str, at: Any) -> list[str]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        message = f"lists.{name}: cannot read {path}: {exc.strerror}"
+        raise ConfigError(message, at("lists")) from None
+    items = (line.split("#", 1)[0].strip() for line in text.splitlines())
+    return [item for item in items if item]
+
+
+def _state_url(value: Any, base: Path, at: Any) -> str:
+    text = str(value)
+    if not text.startswith(("memory://", "sqlite://", "redis://", "rediss://")):
+        raise ConfigError(f"state: unsupported URL {text!r} (memory://, sqlite:///PATH, "
+                          "redis://HOST:PORT/DB)", at("state"))
+    if text.startswith("sqlite:///") and not text.startswith("sqlite:////"):
+        return f"sqlite:///{base / text[len('sqlite:///'):]}"  # relative to the config file
+    return text
+
+
+def _lateness(value: Any, at: Any) -> float:
+    if value is None:
+        return DEFAULT_LATENESS
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"allowed_lateness: {exc}", at("allowed_lateness")) from None
+
+
+def _mappings(value: Any, key: str, at: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{key}: expected a list of mappings", at(key))
+    return value
+
+
+def _outputs(value: Any, at: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError("outputs: expected a mapping of output names to settings", at("outputs"))
+    for name, settings in value.items():
+        if "type" not in settings:
+            raise ConfigError(f"outputs.{name}: missing type", at("outputs"))
+    return value

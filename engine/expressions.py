@@ -1,0 +1,188 @@
+"""Static analysis of JMESPath conditions: checks at load time and the rule index.
+
+jmespath only notices an unknown function or a wrong argument count at the first search,
+which for a detection rule means in production, on the first matching event. So every
+condition's syntax tree is walked when rules load: function names and arity, the names of
+config lists, and the record fields it reads (linted against the CloudTrail catalogue).
+
+The same walk derives which `eventSource`/`eventName` values an expression *requires*, so the
+evaluator runs a rule only on records that can match it. Only necessary conditions are used:
+conjuncts of `&&`, disjunctions that all constrain the same field, and `contains(<literal
+list>, field)`. Anything else leaves the rule unindexed, which is slower but never wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jmespath.exceptions
+import jmespath.functions
+from jmespath.parser import Parser
+
+from engine.functions import LIST_ARGUMENT
+
+Node = Mapping[str, Any]
+INDEXED_FIELDS = ("eventSource", "eventName")
+_PARSER = Parser()
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    message: str
+    severity: str = "error"  # or "warning"
+
+
+def parse(expression: str) -> Node:
+    """The syntax tree of `expression`; raises ValueError with jmespath's own message."""
+    try:
+        return _PARSER.parse(expression).parsed
+    except jmespath.exceptions.JMESPathError as exc:
+        raise ValueError(_syntax_message(exc)) from None
+
+
+def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
+    if isinstance(exc, jmespath.exceptions.ParseError):
+        column = exc.lex_position + 1
+        return f"invalid JMESPath at column {column}: {exc.msg} (near {exc.token_value!r})"
+    return f"invalid JMESPath: {exc}"
+
+
+def walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.get("children", ()):
+        if isinstance(child, Mapping):
+            yield from walk(child)
+
+
+def arity(functions: jmespath.functions.Functions, name: str) -> tuple[int, bool]:
+    """(minimum argument count, variadic) from the function's declared signature."""
+    signature = functions.FUNCTION_TABLE[name]["signature"]
+    variadic = bool(signature) and bool(signature[-1].get("variadic"))
+    return len(signature), variadic
+
+
+def check_functions(
+    tree: Node, functions: jmespath.functions.Functions, known_lists: frozenset[str]
+) -> list[Finding]:
+    """Unknown functions, wrong argument counts and unknown list names, as load errors."""
+    findings: list[Finding] = []
+    for node in walk(tree):
+        if node["type"] != "function_expression":
+            continue
+        name, args = node["value"], node["children"]
+        if name not in functions.FUNCTION_TABLE:
+            findings.append(Finding(f"unknown function {name!r}"))
+            continue
+        expected, variadic = arity(functions, name)
+        if len(args) < expected or (len(args) > expected and not variadic):
+            wanted = f"at least {expected}" if variadic else str(expected)
+            findings.append(Finding(f"{name}() takes {wanted} argument(s), got {len(args)}"))
+            continue
+        findings.extend(_check_list_argument(name, args, known_lists))
+    return findings
+
+
+def _check_list_argument(name: str, args: list[Node], known: frozenset[str]) -> list[Finding]:
+    position = LIST_ARGUMENT.get(name)
+    if position is None:
+        return []
+    arg = args[position]
+    if arg["type"] != "literal":
+        if name == "list":
+            return [Finding("list() takes a list name as a string literal: list('ci_roles')")]
+        return []  # ip_in/in_list also accept a literal or computed list of values
+    value = arg["value"]
+    if isinstance(value, str) and value not in known:
+        hint = ", ".join(sorted(known)) or "none defined"
+        return [Finding(f"unknown list {value!r} in {name}() (known lists: {hint})")]
+    return []
+
+
+def root_field_paths(tree: Node) -> Iterator[tuple[str, ...]]:
+    """Field paths read from the record root (not inside projections, filters or pipes)."""
+    yield from _paths(tree)
+
+
+def _paths(node: Node) -> Iterator[tuple[str, ...]]:
+    kind = node["type"]
+    if kind == "field":
+        yield (node["value"],)
+    elif kind == "subexpression":
+        prefix = _static_path(node)
+        if prefix is not None:
+            yield prefix
+        else:
+            yield from _paths(node["children"][0])
+    elif kind in ("projection", "value_projection", "filter_projection", "flatten", "pipe",
+                  "index_expression"):
+        yield from _paths(node["children"][0])  # only the left side reads the root
+    elif kind in ("and_expression", "or_expression", "not_expression", "comparator",
+                  "function_expression", "multi_select_list", "multi_select_dict",
+                  "key_val_pair"):
+        for child in node["children"]:
+            if isinstance(child, Mapping):
+                yield from _paths(child)
+
+
+def _static_path(node: Node) -> tuple[str, ...] | None:
+    parts: list[str] = []
+    for child in node["children"]:
+        if child["type"] == "field":
+            parts.append(child["value"])
+        elif child["type"] == "subexpression" and (inner := _static_path(child)):
+            parts.extend(inner)
+        else:
+            return tuple(parts) if parts else None
+    return tuple(parts)
+
+
+def required_values(tree: Node) -> dict[str, frozenset[str]]:
+    """For each indexed field, the set of values a record must have for `tree` to be truthy.
+
+    A field absent from the result is unconstrained.
+    """
+    kind = tree["type"]
+    if kind == "and_expression":
+        left, right = (required_values(child) for child in tree["children"])
+        merged = dict(left)
+        for field_name, values in right.items():
+            merged[field_name] = merged[field_name] & values if field_name in merged else values
+        return merged
+    if kind == "or_expression":
+        left, right = (required_values(child) for child in tree["children"])
+        return {f: left[f] | right[f] for f in left.keys() & right.keys()}
+    if kind == "comparator" and tree["value"] == "eq":
+        return _equality(tree["children"])
+    if kind == "function_expression" and tree["value"] == "contains":
+        return _contains(tree["children"])
+    return {}
+
+
+def _equality(children: list[Node]) -> dict[str, frozenset[str]]:
+    for field_node, literal in (children, children[::-1]):
+        is_field = field_node["type"] == "field" and field_node["value"] in INDEXED_FIELDS
+        if is_field and literal["type"] == "literal" and isinstance(literal["value"], str):
+            return {field_node["value"]: frozenset({literal["value"]})}
+    return {}
+
+
+def _contains(children: list[Node]) -> dict[str, frozenset[str]]:
+    haystack, needle = children
+    if needle["type"] != "field" or needle["value"] not in INDEXED_FIELDS:
+        return {}
+    values = _literal_strings(haystack)
+    return {needle["value"]: values} if values is not None else {}
+
+
+def _literal_strings(node: Node) -> frozenset[str] | None:
+    if node["type"] == "literal" and isinstance(node["value"], list):
+        items = node["value"]
+    elif node["type"] == "multi_select_list" and all(
+        child["type"] == "literal" for child in node["children"]
+    ):
+        items = [child["value"] for child in node["children"]]
+    else:
+        return None
+    return frozenset(items) if all(isinstance(item, str) for item in items) else None

@@ -1,0 +1,66 @@
+"""What `scan` tells a person on stderr: a progress bar while it runs, a summary at the end."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from engine.evaluator import Evaluator
+from engine.model import Alert
+from engine.scan import ScanStats
+
+
+class Progress:
+    """A one-line bar on a terminal, redrawn at most a few times a second; silent elsewhere."""
+
+    def __init__(self, total_bytes: int, stream: TextIO = sys.stderr) -> None:
+        self.total = total_bytes
+        self.done = 0
+        self.stream = stream
+        self.enabled = stream.isatty() and total_bytes > 0
+        self._drawn = 0.0
+
+    def advance(self, consumed: int) -> None:
+        self.done += consumed
+        now = time.monotonic()
+        if self.enabled and now - self._drawn > 0.2:
+            self._drawn = now
+            share = min(self.done / self.total, 1.0)
+            bar = "#" * int(share * 30)
+            self.stream.write(f"\r[{bar:<30}] {share:6.1%} {self.done / 1e6:,.1f} MB")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()
+
+
+def summary(stats: ScanStats, evaluator: Evaluator) -> str:
+    lines = [
+        f"trailguard: {stats.events:,} events in {stats.elapsed:.2f}s "
+        f"({stats.rate:,.0f} events/s); {stats.duplicates:,} duplicates, "
+        f"{stats.malformed:,} malformed, {stats.skipped:,} skipped; "
+        f"{sum(stats.alerts.values()):,} alerts",
+    ]
+    rule_ids = sorted(set(evaluator.matches) | set(stats.alerts) | set(evaluator.errors))
+    if rule_ids:
+        width = max(len(r) for r in rule_ids)
+        lines.append(f"  {'rule':<{width}}  {'matches':>8}  {'alerts':>7}  {'errors':>7}")
+        for rule_id in rule_ids:
+            lines.append(f"  {rule_id:<{width}}  {evaluator.matches[rule_id]:>8,}  "
+                         f"{stats.alerts[rule_id]:>7,}  {evaluator.errors[rule_id]:>7,}")
+    for rule_id, message in sorted(evaluator.first_error.items()):
+        lines.append(f"  rule error: {rule_id}: {message}")
+    for sample in stats.malformed_samples:
+        lines.append(f"  malformed: {sample}")
+    if stats.malformed > len(stats.malformed_samples):
+        lines.append(f"  ... and {stats.malformed - len(stats.malformed_samples):,} more malformed")
+    return "\n".join(lines)
+
+
+def alert_text(alert: Alert) -> str:
+    count = f" ({alert.event_count} events)" if alert.event_count > 1 else ""
+    return (f"[{alert.rule.severity.upper()}] {alert.rule.id}: {alert.summary}{count} "
+            f"at {alert.first_event_time} [{alert.alert_id}]")

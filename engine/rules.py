@@ -1,0 +1,368 @@
+"""Rule files -> validated, frozen `Rule` objects, with every problem found in one pass.
+
+Loading is the only place a rule is checked: schema, durations, JMESPath syntax, function
+names and arity, list names, duplicate ids, and (as warnings) field paths that CloudTrail
+records never have. Problems are collected across all files and raised together as one
+`RuleError`, so an author fixes a rule set in one round trip, not one error at a time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jmespath.functions
+import orjson
+import yaml
+
+from engine import expressions
+from engine.catalogue import unknown_field
+from engine.durations import parse_duration
+from engine.errors import Problem, RuleError
+from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold
+from engine.yamlio import Located, error_line, load_documents, plain
+
+RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+SUMMARY_FIELD = re.compile(r"\{([^{}]+)\}")
+REQUIRED = ("id", "title", "severity", "condition")
+KNOWN_KEYS = frozenset({
+    "id", "title", "severity", "description", "enabled", "tags", "condition", "group_by",
+    "dedup", "threshold", "first_seen", "summary", "runbook", "references", "outputs", "tests",
+})
+TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts"})
+
+
+class _Invalid(Exception):
+    """A field's value is wrong; carries the message and, optionally, a more precise line."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    warnings: tuple[Problem, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def by_id(self) -> dict[str, Rule]:
+        return {rule.id: rule for rule in self.rules}
+
+
+@dataclass
+class _Context:
+    """What checking needs besides the YAML: the function table, lists and output names."""
+
+    functions: jmespath.functions.Functions
+    known_lists: frozenset[str]
+    output_names: frozenset[str] | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def discover(paths: Iterable[str | Path]) -> list[Path]:
+    """Rule files under `paths`: files as given, directories searched recursively, sorted."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml")
+                                and p.is_file() and not _hidden(p, path)))
+        else:
+            found.append(path)
+    return found
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def load_rules(
+    paths: Sequence[str | Path],
+    functions: jmespath.functions.Functions,
+    known_lists: Iterable[str] = (),
+    output_names: Iterable[str] | None = None,
+) -> RuleSet:
+    """Load and check every rule under `paths`; raise RuleError listing every error."""
+    ctx = _Context(functions, frozenset(known_lists),
+                   None if output_names is None else frozenset(output_names))
+    files = discover(paths)
+    rules: list[Rule] = []
+    for path in files:
+        rules.extend(_load_file(path, ctx))
+    _check_duplicate_ids(rules, ctx)
+    errors = [p for p in ctx.problems if p.severity == "error"]
+    warnings = tuple(p for p in ctx.problems if p.severity == "warning")
+    if errors:
+        raise RuleError(errors + list(warnings))
+    return RuleSet(tuple(rules), warnings, tuple(str(f) for f in files))
+
+
+def _load_file(path: Path, ctx: _Context) -> list[Rule]:
+    try:
+        documents = load_documents(path)
+    except OSError as exc:
+        ctx.problems.append(Problem(str(path), 1, "file", f"cannot read: {exc.strerror}"))
+        return []
+    except yaml.YAMLError as exc:
+        reason = getattr(exc, "problem", None) or str(exc)
+        ctx.problems.append(Problem(str(path), error_line(exc), "yaml", str(reason)))
+        return []
+    rules = []
+    for document in documents:
+        if not isinstance(document, Located):
+            ctx.problems.append(Problem(str(path), 1, "rule", "a rule must be a mapping"))
+            continue
+        rule = _build_rule(path, document, ctx)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
+    before = len([p for p in ctx.problems if p.severity == "error"])
+    report = _reporter(path, doc, ctx)
+    for key in doc:
+        if key not in KNOWN_KEYS:
+            report(str(key), f"unknown key (known keys: {', '.join(sorted(KNOWN_KEYS))})")
+    for key in REQUIRED:
+        if key not in doc:
+            report(key, "required field is missing")
+    values: dict[str, Any] = {}
+    for key, parse in _FIELDS.items():
+        if key in doc:
+            try:
+                values[key] = parse(doc[key], doc, path, ctx)
+            except _Invalid as exc:
+                report(key, str(exc), exc.line)
+    if len([p for p in ctx.problems if p.severity == "error"]) > before or not all(
+        k in values for k in REQUIRED
+    ):
+        return None
+    lines = {str(key): doc.line_of(str(key)) for key in doc}
+    return Rule(path=str(path), line=doc.line, lines=lines, **values)
+
+
+def _reporter(path: Path, doc: Located, ctx: _Context) -> Callable[..., None]:
+    def report(key: str, message: str, line: int | None = None, severity: str = "error") -> None:
+        ctx.problems.append(Problem(str(path), line or doc.line_of(key), key, message, severity))
+
+    return report
+
+
+def _check_duplicate_ids(rules: list[Rule], ctx: _Context) -> None:
+    first: dict[str, Rule] = {}
+    for rule in rules:
+        if rule.id in first:
+            seen = first[rule.id]
+            ctx.problems.append(Problem(rule.path, rule.lines.get("id", rule.line), "id",
+                                        f"duplicate id {rule.id!r} (first defined at "
+                                        f"{seen.path}:{seen.lines.get('id', seen.line)})"))
+        else:
+            first[rule.id] = rule
+
+
+# --- field parsers: (value, document, path, context) -> parsed value, or raise _Invalid ---
+
+def _string(value: Any, *_: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(f"expected a non-empty string, got {_kind(value)}")
+    return value.strip()
+
+
+def _optional_string(value: Any, *_: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {_kind(value)}")
+    return value.strip()
+
+
+def _rule_id(value: Any, *_: Any) -> str:
+    text = _string(value)
+    if not RULE_ID.match(text):
+        raise _Invalid(f"{text!r} is not a valid id: use lowercase letters, digits, '.', '_', '-'")
+    return text
+
+
+def _severity(value: Any, *_: Any) -> str:
+    if value not in SEVERITIES:
+        raise _Invalid(f"expected one of {' | '.join(SEVERITIES)}, got {value!r}")
+    return str(value)
+
+
+def _boolean(value: Any, *_: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_kind(value)}")
+    return value
+
+
+def _strings(value: Any, *_: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _Invalid("expected a list of strings")
+    return tuple(value)
+
+
+def _duration(value: Any, *_: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
+def _condition(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
+    text = _string(value)
+    _check_expression(text, "condition", doc, path, ctx)
+    return text
+
+
+def _group_by(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, ...]:
+    expressions_ = _strings(value)
+    for text in expressions_:
+        _check_expression(text, "group_by", doc, path, ctx)
+    return expressions_
+
+
+def _summary(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
+    text = _optional_string(value)
+    for found in SUMMARY_FIELD.finditer(text):
+        _check_expression(found.group(1), "summary", doc, path, ctx)
+    return text
+
+
+def _outputs(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, ...]:
+    names = _strings(value)
+    if ctx.output_names is not None:
+        unknown = [n for n in names if n not in ctx.output_names]
+        if unknown:
+            raise _Invalid(f"unknown output(s) {', '.join(unknown)} (the config defines: "
+                           f"{', '.join(sorted(ctx.output_names)) or 'none'})")
+    return names
+
+
+def _threshold(value: Any, *_: Any) -> Threshold:
+    settings = _settings(value, required={"count", "window"}, optional=set())
+    count = settings["count"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise _Invalid(f"count must be a whole number >= 1, got {count!r}", _line(value, "count"))
+    try:
+        window = parse_duration(settings["window"])
+    except ValueError as exc:
+        raise _Invalid(f"window: {exc}", _line(value, "window")) from None
+    return Threshold(count=count, window=window)
+
+
+def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSeen:
+    settings = _settings(value, required={"value"}, optional={"remember", "learn"})
+    expression = _string(settings["value"])
+    _check_expression(expression, "first_seen", doc, path, ctx)
+    try:
+        remember = parse_duration(settings.get("remember", "90d"))
+        learn = parse_duration(settings["learn"]) if settings.get("learn") else 0.0
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return FirstSeen(value=expression, remember=remember, learn=learn)
+
+
+def _settings(value: Any, required: set[str], optional: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(f"expected a mapping with {', '.join(sorted(required))}")
+    missing = required - value.keys()
+    unknown = value.keys() - required - optional
+    if missing:
+        raise _Invalid(f"missing {', '.join(sorted(missing))}")
+    if unknown:
+        raise _Invalid(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                       _line(value, sorted(map(str, unknown))[0]))
+    return dict(value)
+
+
+def _tests(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[RuleTest, ...]:
+    if not isinstance(value, list):
+        raise _Invalid("expected a list of tests")
+    tests = []
+    for number, item in enumerate(value, 1):
+        try:
+            tests.append(_one_test(item, number, path))
+        except _Invalid as exc:
+            line = exc.line or (item.line if isinstance(item, Located) else doc.line_of("tests"))
+            ctx.problems.append(Problem(str(path), line, "tests", f"test {number}: {exc}"))
+    return tuple(tests)
+
+
+def _one_test(item: Any, number: int, path: Path) -> RuleTest:
+    if not isinstance(item, Located):
+        raise _Invalid("a test must be a mapping")
+    unknown = item.keys() - TEST_KEYS
+    if unknown:
+        first = sorted(unknown)[0]
+        raise _Invalid(f"unknown key(s) {', '.join(sorted(unknown))}", item.line_of(first))
+    sources = [k for k in ("event", "event_file", "events") if k in item]
+    if len(sources) != 1:
+        raise _Invalid("give exactly one of event, event_file, events")
+    events = _test_events(item, sources[0], path)
+    expect, expect_alerts = item.get("expect"), item.get("expect_alerts")
+    if (expect is None) == (expect_alerts is None):
+        raise _Invalid("give exactly one of expect (true/false) or expect_alerts (a number)")
+    if expect is not None and not isinstance(expect, bool):
+        raise _Invalid("expect must be true or false", item.line_of("expect"))
+    if expect_alerts is not None and type(expect_alerts) is not int:
+        raise _Invalid("expect_alerts must be a whole number", item.line_of("expect_alerts"))
+    name = item.get("name") or f"test {number}"
+    return RuleTest(name=str(name), line=item.line, events=events, expect=expect,
+                    expect_alerts=expect_alerts)
+
+
+def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any], ...]:
+    raw = item[source]
+    if source == "event_file":
+        target = path.parent / str(raw)
+        try:
+            raw = orjson.loads(target.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise _Invalid(f"event_file {target}: {exc}", item.line_of(source)) from None
+        if isinstance(raw, dict) and isinstance(raw.get("Records"), list):
+            raw = raw["Records"]
+    events = raw if isinstance(raw, list) else [raw]
+    if source == "events" and not isinstance(raw, list):
+        raise _Invalid("events must be a list of records", item.line_of(source))
+    if not events or not all(isinstance(e, dict) for e in events):
+        raise _Invalid(f"{source} must hold CloudTrail records (mappings)", item.line_of(source))
+    return tuple(plain(e) for e in events)
+
+
+def _check_expression(text: str, key: str, doc: Located, path: Path, ctx: _Context) -> None:
+    """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings."""
+    try:
+        tree = expressions.parse(text)
+    except ValueError as exc:
+        raise _Invalid(f"{exc}: {text}") from None
+    findings = expressions.check_functions(tree, ctx.functions, ctx.known_lists)
+    if findings:
+        raise _Invalid("; ".join(f.message for f in findings))
+    for field_path in expressions.root_field_paths(tree):
+        message = unknown_field(field_path)
+        if message:
+            ctx.problems.append(Problem(str(path), doc.line_of(key), key, message, "warning"))
+
+
+def _line(value: Any, key: str) -> int | None:
+    return value.line_of(key) if isinstance(value, Located) else None
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+_FIELDS: dict[str, Callable[[Any, Located, Path, _Context], Any]] = {
+    "id": _rule_id, "title": _string, "severity": _severity, "description": _optional_string,
+    "enabled": _boolean, "tags": _strings, "condition": _condition, "group_by": _group_by,
+    "dedup": _duration, "threshold": _threshold, "first_seen": _first_seen,
+    "summary": _summary, "runbook": _optional_string, "references": _strings,
+    "outputs": _outputs, "tests": _tests,
+}

@@ -1,0 +1,80 @@
+"""`trailguard test`: run the tests written inside rule files.
+
+A single-event test (`event` + `expect`) asks whether the condition matches. A scenario
+(`events` + `expect_alerts`) runs the events, in order, through the same pipeline as `scan`
+(repeat removal, copy folding, and the rule's dedup/threshold/first_seen) and counts alerts,
+so a stateful rule is tested the way it will run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from engine.decide import new_decider
+from engine.evaluator import Evaluator
+from engine.functions import TrailguardFunctions
+from engine.model import Alert, Rule, RuleTest
+from engine.scan import EventIdMemory, run_scan
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rule: Rule
+    test: RuleTest
+    passed: bool
+    detail: str
+
+    def __str__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return f"{verdict} {self.rule.path}:{self.test.line}: {self.rule.id}: {self.test.name}" + (
+            "" if self.passed else f": {self.detail}")
+
+
+def run_tests(
+    rules: tuple[Rule, ...],
+    functions: TrailguardFunctions,
+    pattern: str | None = None,
+    engine: str = "compiled",
+    allowed_lateness: float = 900.0,
+) -> Iterator[Outcome]:
+    for rule in rules:
+        selected = [t for t in rule.tests if _selected(rule, t, pattern)]
+        if not selected:
+            continue
+        evaluator = Evaluator([_enabled(rule)], functions, engine)
+        for test in selected:
+            yield _run_one(rule, test, evaluator, functions, engine, allowed_lateness)
+
+
+def _selected(rule: Rule, test: RuleTest, pattern: str | None) -> bool:
+    return pattern is None or pattern in rule.id or pattern in test.name
+
+
+def _enabled(rule: Rule) -> Rule:
+    from dataclasses import replace
+
+    return rule if rule.enabled else replace(rule, enabled=True)  # disabled rules stay testable
+
+
+def _run_one(rule: Rule, test: RuleTest, evaluator: Evaluator, functions: TrailguardFunctions,
+             engine: str, lateness: float) -> Outcome:
+    if test.expect is not None and len(test.events) == 1:
+        matches = evaluator.evaluate(test.events[0])
+        if evaluator.first_error.get(rule.id):
+            return Outcome(rule, test, False, f"rule error: {evaluator.first_error.pop(rule.id)}")
+        matched = bool(matches)
+        detail = f"expected {'a match' if test.expect else 'no match'}, got " + (
+            "a match" if matched else "no match")
+        return Outcome(rule, test, matched == test.expect, detail)
+    fresh = Evaluator([_enabled(rule)], functions, engine)
+    alerts: list[Alert] = []
+    run_scan(test.events, fresh, new_decider(fresh, lateness), alerts.append,
+             EventIdMemory(horizon=max(lateness, 3600.0)))
+    expected = test.expect_alerts if test.expect_alerts is not None else int(bool(test.expect))
+    got = len(alerts) if test.expect_alerts is not None else int(bool(alerts))
+    error = fresh.first_error.get(rule.id)
+    detail = f"expected {expected} alert(s), got {got}"
+    if error:
+        detail += f"; rule error: {error}"
+    return Outcome(rule, test, got == expected and not error, detail)

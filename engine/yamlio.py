@@ -1,0 +1,69 @@
+"""YAML loading that remembers where each value came from.
+
+Every rule and config problem is reported as `PATH:LINE: field: message`, so mappings are
+loaded as `Located` dicts that carry the line of each key. Timestamps stay strings: a
+CloudTrail `eventTime` in a rule test must reach the rule exactly as CloudTrail writes it,
+not as a `datetime`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class Located(dict[str, Any]):
+    """A mapping from YAML with the 1-based line of itself and of each of its keys."""
+
+    line: int = 1
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that records lines and does not turn timestamps into datetimes."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
+    loader.flatten_mapping(node)
+    mapping = Located()
+    mapping.line = node.start_mark.line + 1
+    mapping.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[str(key)] = key_node.start_mark.line + 1
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_documents(path: Path) -> list[Any]:
+    """All YAML documents of a file; raises yaml.YAMLError (with a mark) on bad syntax."""
+    with path.open("rb") as handle:
+        return [doc for doc in yaml.load_all(handle, Loader=_Loader) if doc is not None]
+
+
+def plain(value: Any) -> Any:
+    """Located dicts (recursively) as plain dicts, for records handed to rules."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def error_line(exc: yaml.YAMLError) -> int:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return mark.line + 1 if mark is not None else 1
