@@ -44,6 +44,8 @@ def parse(expression: str) -> Node:
 
 def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
     if isinstance(exc, jmespath.exceptions.ParseError):
+        if exc.token_value is None:  # jmespath reports the end of input as a None token
+            return "invalid JMESPath: the expression ends too early"
         column = exc.lex_position + 1
         return f"invalid JMESPath at column {column}: {exc.msg} (near {exc.token_value!r})"
     return f"invalid JMESPath: {exc}"

@@ -61,6 +61,7 @@ class _Context:
     known_lists: frozenset[str]
     output_names: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
+    ids: list[tuple[str, str, int]] = field(default_factory=list)  # (id, path, line)
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -93,7 +94,8 @@ def load_rules(
     rules: list[Rule] = []
     for path in files:
         rules.extend(_load_file(path, ctx))
-    _check_duplicate_ids(rules, ctx)
+    _check_duplicate_ids(ctx)
+    ctx.problems.sort(key=lambda p: (p.path, p.line))
     errors = [p for p in ctx.problems if p.severity == "error"]
     warnings = tuple(p for p in ctx.problems if p.severity == "warning")
     if errors:
@@ -123,6 +125,8 @@ def _load_file(path: Path, ctx: _Context) -> list[Rule]:
 
 
 def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
+    if isinstance(doc.get("id"), str):
+        ctx.ids.append((doc["id"], str(path), doc.line_of("id")))
     before = len([p for p in ctx.problems if p.severity == "error"])
     report = _reporter(path, doc, ctx)
     for key in doc:
@@ -153,16 +157,16 @@ def _reporter(path: Path, doc: Located, ctx: _Context) -> Callable[..., None]:
     return report
 
 
-def _check_duplicate_ids(rules: list[Rule], ctx: _Context) -> None:
-    first: dict[str, Rule] = {}
-    for rule in rules:
-        if rule.id in first:
-            seen = first[rule.id]
-            ctx.problems.append(Problem(rule.path, rule.lines.get("id", rule.line), "id",
-                                        f"duplicate id {rule.id!r} (first defined at "
-                                        f"{seen.path}:{seen.lines.get('id', seen.line)})"))
+def _check_duplicate_ids(ctx: _Context) -> None:
+    """Checked on every document with an id, valid or not, so all problems show at once."""
+    first: dict[str, tuple[str, int]] = {}
+    for rule_id, path, line in ctx.ids:
+        if rule_id in first:
+            seen_path, seen_line = first[rule_id]
+            ctx.problems.append(Problem(path, line, "id", f"duplicate id {rule_id!r} "
+                                        f"(first defined at {seen_path}:{seen_line})"))
         else:
-            first[rule.id] = rule
+            first[rule_id] = (path, line)
 
 
 # --- field parsers: (value, document, path, context) -> parsed value, or raise _Invalid ---

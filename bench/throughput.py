@@ -1,0 +1,156 @@
+"""Throughput of trailguard's scan path against parsing alone and a naive JMESPath loop.
+
+    python bench/throughput.py [--events N] [--naive-events N] [--runs R]
+
+Prints events/s (median of R runs) and peak RSS for:
+  (a) parse:      gunzip + orjson of the CloudTrail log files, nothing else
+  (b) naive:      the same, then `expression.search(record)` for every rule on every record
+                  (precompiled, jmespath's interpreter; shipped pack, and pack + 200 rules)
+  (c) scan:       trailguard's scan path (inputs -> dedup -> index -> evaluate -> decide)
+                  with the shipped pack
+  (d) scan+200:   the same with 200 generated rules added
+and the ratios the issues ask for. Every measurement runs in a fresh process so one's
+memory and garbage do not slow the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+
+
+def _parse_only(files: list[Path]) -> int:
+    from engine.decode import decode
+
+    count = 0
+    for path in files:
+        for item in decode(path.read_bytes(), str(path)):
+            count += type(item) is dict
+    return count
+
+
+def _rules(extra: int) -> list[str]:
+    from bench.rulegen import write_rules
+    from engine.pack import shipped_rules
+
+    paths = [str(shipped_rules())]
+    if extra:
+        paths.append(str(write_rules(OUT / f"rules-{extra}", extra)))
+    return paths
+
+
+def _naive(files: list[Path], extra: int, limit: int) -> int:
+    import jmespath
+
+    from engine.decode import decode
+    from engine.functions import TrailguardFunctions
+    from engine.rules import load_rules
+
+    functions = TrailguardFunctions()
+    rules = load_rules(_rules(extra), functions, ["trusted_networks", "ci_publishers",
+                                                   "trusted_accounts"]).rules
+    options = jmespath.Options(custom_functions=functions)
+    expressions = [jmespath.compile(rule.condition) for rule in rules]
+    count = 0
+    for path in files:
+        for record in decode(path.read_bytes(), str(path)):
+            for expression in expressions:
+                with contextlib.suppress(Exception):  # a failing rule is no match
+                    expression.search(record, options)
+            count += 1
+            if count >= limit:
+                return count
+    return count
+
+
+def _scan(files: list[Path], extra: int, engine: str) -> int:
+    from engine.decide import new_decider
+    from engine.evaluator import Evaluator
+    from engine.functions import TrailguardFunctions
+    from engine.inputs import iter_paths
+    from engine.rules import load_rules
+    from engine.scan import EventIdMemory, run_scan
+
+    functions = TrailguardFunctions()
+    rules = load_rules(_rules(extra), functions, functions.lists.keys() | {
+        "trusted_networks", "ci_publishers", "trusted_accounts"}).rules
+    evaluator = Evaluator(rules, functions, engine)
+    stats = run_scan(iter_paths([str(p) for p in files]), evaluator,
+                     new_decider(evaluator, 900.0), lambda alert: None, EventIdMemory(3600.0))
+    return stats.events
+
+
+def measure(mode: str, events: int, naive_events: int, engine: str) -> dict[str, float]:
+    """One measurement in this process: events/s and peak RSS (MB)."""
+    from bench.streamgen import generate
+
+    files = generate(OUT / f"stream-{events}", events)
+    started = time.perf_counter()
+    if mode == "parse":
+        count = _parse_only(files)
+    elif mode.startswith("naive"):
+        count = _naive(files, 200 if mode.endswith("200") else 0, naive_events)
+    else:
+        count = _scan(files, 200 if mode.endswith("200") else 0, engine)
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"events": count, "rate": count / elapsed, "rss_mb": peak}
+
+
+def _run(mode: str, args: argparse.Namespace, engine: str = "compiled") -> dict[str, float]:
+    runs = []
+    for _ in range(1 if mode.startswith("naive") else args.runs):
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", mode, "--events", str(args.events),
+             "--naive-events", str(args.naive_events), "--engine", engine],
+            capture_output=True, text=True, check=True, cwd=ROOT)
+        runs.append(json.loads(done.stdout))
+    return {"rate": statistics.median(r["rate"] for r in runs),
+            "rss_mb": max(r["rss_mb"] for r in runs), "events": runs[0]["events"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--naive-events", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--engine", default="compiled", choices=("compiled", "interpreted"))
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.events, args.naive_events, args.engine)))
+        return
+    from bench.streamgen import generate
+
+    generate(OUT / f"stream-{args.events}", args.events)
+    results = {
+        "(a) parse only (gzip + orjson)": _run("parse", args),
+        "(b) naive jmespath loop, shipped pack": _run("naive", args),
+        "(b') naive jmespath loop, pack + 200 rules": _run("naive-200", args),
+        "(c) trailguard scan, shipped pack": _run("scan", args, args.engine),
+        "(d) trailguard scan, pack + 200 rules": _run("scan-200", args, args.engine),
+    }
+    parse = results["(a) parse only (gzip + orjson)"]["rate"]
+    print(f"{args.events:,} events, median of {args.runs} runs (naive: 1 run of "
+          f"{args.naive_events:,} events), engine={args.engine}")
+    for name, result in results.items():
+        print(f"{name:<45} {result['rate']:>10,.0f} events/s  {result['rate'] / parse:6.1%} "
+              f"of (a)  peak RSS {result['rss_mb']:.0f} MB")
+    b, b200, c, d = (result["rate"] for result in list(results.values())[1:])
+    print(f"(c)/(a) = {c / parse:.2f}   (d)/(a) = {d / parse:.2f}   (d)/(b') = {d / b200:.1f}x   "
+          f"(c)/(b) = {c / b:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

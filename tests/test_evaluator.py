@@ -1,0 +1,122 @@
+"""Evaluation: our JMESPath functions, the rule index, and per-rule error isolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine import expressions
+from engine.evaluator import ENGINES, Evaluator, compile_expression
+from engine.functions import TrailguardFunctions
+from engine.rules import load_rules
+from tests.support.records import record
+
+FUNCTIONS = TrailguardFunctions({
+    "trusted_networks": ["203.0.113.0/24", "2001:db8::/32"],
+    "ci_roles": ["arn:aws:iam::123456789012:role/ci"],
+})
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(("expression", "document", "expected"), [
+    ("ip_in(ip, 'trusted_networks')", {"ip": "203.0.113.9"}, True),
+    ("ip_in(ip, 'trusted_networks')", {"ip": "2001:db8::1"}, True),
+    ("ip_in(ip, 'trusted_networks')", {"ip": "198.51.100.1"}, False),
+    ("ip_in(ip, 'trusted_networks')", {"ip": "AWS Internal"}, False),
+    ("ip_in(ip, 'trusted_networks')", {"ip": "codeartifact.amazonaws.com"}, False),
+    ("ip_in(ip, 'trusted_networks')", {}, False),
+    ("ip_in(ip, ['10.0.0.0/8'])", {"ip": "10.9.9.9"}, True),
+    ("ip_in(ip, 'undefined_list')", {"ip": "10.9.9.9"}, False),
+    ("in_list(arn, 'ci_roles')", {"arn": "arn:aws:iam::123456789012:role/ci"}, True),
+    ("in_list(arn, 'ci_roles')", {"arn": None}, False),
+    ("contains(list('ci_roles'), arn)", {"arn": "arn:aws:iam::123456789012:role/ci"}, True),
+    ("matches(ua, '^npm/')", {"ua": "npm/10.2.0 node/v20"}, True),
+    ("matches(ua, '^npm/')", {"ua": 7}, False),
+    ("matches(ua, '([')", {"ua": "x"}, False),
+    ("glob(name, 'List*')", {"name": "ListPackages"}, True),
+    ("glob(name, 'list*')", {"name": "ListPackages"}, False),
+    ("lower(x)", {"x": "AbC"}, "abc"),
+    ("upper(x)", {"x": 3}, None),
+    ("split(x, ':')", {"x": "a:b"}, ["a", "b"]),
+    ("from_json(p).Statement[0].Effect", {"p": '{"Statement":[{"Effect":"Allow"}]}'}, "Allow"),
+    ("from_json(p)", {"p": "{not json"}, None),
+    ("hour_of(t)", {"t": "2024-03-01T23:59:59Z"}, 23),
+    ("weekday_of(t)", {"t": "2024-03-03T10:00:00Z"}, 7),
+    ("hour_of(t)", {"t": "yesterday"}, None),
+    ("arn_account(a)", {"a": "arn:aws:iam::111122223333:role/x"}, "111122223333"),
+    ("arn_account(a)", {"a": "111122223333"}, "111122223333"),
+    ("arn_account(a)", {"a": "*"}, None),
+    ("difference(a, b)", {"a": [1, 2, 3], "b": [2]}, [1, 3]),
+    ("to_list(a)", {"a": "x"}, ["x"]),
+    ("to_list(a)", {}, []),
+])
+def test_functions_never_raise_on_odd_input(engine: str, expression: str, document: dict,
+                                            expected: object) -> None:
+    """SPEC §1 functions return false/null for missing or wrong-typed fields, never raise."""
+    assert compile_expression(expression, FUNCTIONS, engine)(document) == expected
+
+
+@pytest.mark.parametrize(("condition", "expected"), [
+    ("eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'",
+     {"eventSource": {"codeartifact.amazonaws.com"}, "eventName": {"GetAuthorizationToken"}}),
+    ("eventName == 'A' || eventName == 'B'", {"eventName": {"A", "B"}}),
+    ("'A' == eventName && x", {"eventName": {"A"}}),
+    ("contains(['A', 'B'], eventName) && eventSource == 's'",
+     {"eventName": {"A", "B"}, "eventSource": {"s"}}),
+    ("contains(`[\"A\"]`, eventName)", {"eventName": {"A"}}),
+    ("eventName == 'A' || userIdentity.type == 'Root'", {}),
+    ("!(eventName == 'A')", {}),
+    ("eventName != 'A'", {}),
+    ("starts_with(eventName, 'List')", {}),
+    ("(eventName == 'A' || eventName == 'B') && eventName == 'B'", {"eventName": {"B"}}),
+])
+def test_index_derived_from_syntax_tree(condition: str, expected: dict) -> None:
+    """Only necessary eventSource/eventName conditions index a rule; others leave it open."""
+    derived = expressions.required_values(expressions.parse(condition))
+    assert {k: set(v) for k, v in derived.items()} == expected
+
+
+def _rules(tmp_path: Path, text: str) -> Evaluator:
+    (tmp_path / "r.yml").write_text(text)
+    ruleset = load_rules([tmp_path], FUNCTIONS, FUNCTIONS.lists.keys())
+    return Evaluator(ruleset.rules, FUNCTIONS)
+
+
+RULES = """\
+id: token
+title: t
+severity: low
+condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
+---
+id: fragile
+title: f
+severity: low
+condition: eventName == 'GetAuthorizationToken' && length(requestParameters.durationSeconds) > `0`
+---
+id: anything-root
+title: r
+severity: low
+condition: userIdentity.type == 'Root'
+"""
+
+
+def test_index_skips_rules_that_cannot_match(tmp_path: Path) -> None:
+    """A ReadFromRepository record is only offered to rules that could match it."""
+    evaluator = _rules(tmp_path, RULES)
+    read = record(eventName="ReadFromRepository")
+    assert [c.rule.id for c in evaluator.candidates(read)] == ["anything-root"]
+    token = record()
+    assert [c.rule.id for c in evaluator.candidates(token)] == ["token", "fragile",
+                                                                "anything-root"]
+
+
+def test_failing_rule_is_isolated_and_counted(tmp_path: Path) -> None:
+    """`length(null)` fails one rule on one record; the others still match; it is counted."""
+    evaluator = _rules(tmp_path, RULES)
+    matches = evaluator.evaluate(record(userIdentity__type="Root"))
+    assert [m.rule.id for m in matches] == ["token", "anything-root"]
+    assert evaluator.errors["fragile"] == 1
+    assert "length" in evaluator.first_error["fragile"]
+    evaluator.evaluate(record(requestParameters__durationSeconds="900"))
+    assert evaluator.matches["fragile"] == 1
