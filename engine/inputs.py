@@ -1,0 +1,203 @@
+"""Local inputs: files, directories and stdin, read as a stream of decoded items.
+
+This module owns turning command-line paths into :data:`engine.decode.Item` values for
+``trailguard scan`` and the ``files``/``stdin`` sources; what a payload *is* stays in
+:mod:`engine.decode`. Memory stays flat however large the input:
+
+* a file whose first non-blank line parses on its own as JSON is JSON lines: it is streamed
+  line by line (gzipped too) and each line is one payload, origin ``path:LINE`` (1-based);
+* any other file is one document (a CloudTrail log file, a pretty-printed record...): it is
+  read whole, decoded, and released before the next file is opened; origin ``path``.
+
+Gzip is recognised by its magic bytes, not by the ``.gz`` suffix (browsers save S3 downloads
+decompressed under the old name). Directories are walked recursively in sorted name order,
+which is chronological for CloudTrail's ``YYYY/MM/DD`` layout; hidden entries are skipped there,
+but a path named on the command line is always read, even a pipe such as ``<(zcat ...)``.
+A file that cannot be read, or whose gzip data is cut short, becomes a Malformed with the
+reason; every record before the failure is still yielded. ``on_bytes`` receives the bytes read
+from disk (compressed bytes for gzip), once per buffer, for a progress bar.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain
+from typing import IO
+
+import orjson
+
+from engine.decode import (
+    GZIP_ERRORS,
+    GZIP_MAGIC,
+    Item,
+    Malformed,
+    Skipped,
+    decode,
+    decode_value,
+    open_gzip,
+)
+
+__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "iter_paths", "iter_stream"]
+
+STDIN = "-"
+STDIN_ORIGIN = "<stdin>"
+BUFFER_SIZE = 1 << 18
+
+ByteCounter = Callable[[int], None]
+
+
+def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None) -> Iterator[Item]:
+    """Every item in the given files, directories (recursively) and ``-`` (stdin), in order."""
+    for path in paths:
+        if path != STDIN:
+            yield from _iter_path(path, on_bytes, set())
+        elif (stdin := getattr(sys.stdin, "buffer", None)) is None:
+            yield Malformed(STDIN_ORIGIN, "standard input is closed")
+        else:
+            yield from iter_stream(stdin, STDIN_ORIGIN, on_bytes)
+
+
+def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None) -> Iterator[Item]:
+    """Every item in one byte stream (gzipped or not); ``raw`` is left open."""
+    reader = _buffered(raw, on_bytes)
+    try:
+        stream = open_gzip(reader) if reader.peek(2)[:2] == GZIP_MAGIC else reader
+        yield from _decode_stream(stream, origin)
+    except GZIP_ERRORS as exc:  # OSError: read errors and bad gzip; EOFError: truncated gzip
+        yield Malformed(origin, f"read failed: {_describe(exc)}")
+
+
+def _iter_path(
+    path: str, on_bytes: ByteCounter | None, seen: set[tuple[int, int]]
+) -> Iterator[Item]:
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        yield Malformed(path, _describe(exc))
+        return
+    if stat.S_ISDIR(info.st_mode):
+        yield from _iter_directory(path, info, on_bytes, seen)
+    else:
+        yield from _iter_file(path, on_bytes)
+
+
+def _iter_directory(
+    path: str, info: os.stat_result, on_bytes: ByteCounter | None, seen: set[tuple[int, int]]
+) -> Iterator[Item]:
+    if (info.st_dev, info.st_ino) in seen:  # a symlink loop, or a directory reached twice
+        return
+    seen.add((info.st_dev, info.st_ino))
+    try:
+        with os.scandir(path) as scan:
+            entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
+    except OSError as exc:
+        yield Malformed(path, _describe(exc))
+        return
+    for entry in entries:
+        if entry.is_dir():
+            yield from _iter_path(entry.path, on_bytes, seen)
+        elif entry.is_file():
+            yield from _iter_file(entry.path, on_bytes)
+        else:
+            yield _not_a_file(entry.path)
+
+
+def _not_a_file(path: str) -> Malformed | Skipped:
+    """A dangling symlink is unreadable input; a socket or pipe met on a walk (it could
+    block) is left alone."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return Malformed(path, _describe(exc))
+    return Skipped(path, "not a regular file")
+
+
+def _name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:
+    try:
+        with open(path, "rb", buffering=0) as raw:
+            yield from iter_stream(raw, path, on_bytes)
+    except OSError as exc:  # opening it; read errors are iter_stream's
+        yield Malformed(path, _describe(exc))
+
+
+def _decode_stream(stream: IO[bytes], origin: str) -> Iterator[Item]:
+    """JSON lines streamed, or one whole document: decided by the first non-blank line."""
+    lines = _numbered_lines(stream)
+    first = next(lines, None)
+    if first is None:
+        yield Skipped(origin, "empty input")
+        return
+    number, line = first
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # One document over several lines. decode() still recovers JSON lines from it when
+        # the first line is broken and the second is not (then this file is read whole).
+        yield from decode(_read_rest(number, line, stream), origin)
+        return
+    del first, line  # on one line, a whole CloudTrail log file: free its text before its records
+    second = next(lines, None)
+    if second is None:
+        yield from decode_value(value, origin)
+        return
+    yield from decode_value(value, f"{origin}:{number}")
+    del value
+    for number, line in chain((second,), lines):
+        yield from decode(line, f"{origin}:{number}")
+
+
+def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, line) of each line that is not blank."""
+    for number, line in enumerate(stream, 1):
+        if not line.isspace():
+            yield number, line
+
+
+def _read_rest(number: int, line: bytes, stream: IO[bytes]) -> bytes:
+    """The whole document, blank lines before ``line`` kept so that line numbers still hold."""
+    return b"".join((b"\n" * (number - 1), line, stream.read()))
+
+
+def _buffered(raw: IO[bytes], on_bytes: ByteCounter | None) -> io.BufferedReader:
+    """A buffered reader over ``raw`` that never closes it, metered when asked."""
+    if on_bytes is None and isinstance(raw, io.BufferedReader):
+        return raw
+    return io.BufferedReader(_Borrowed(raw, on_bytes), BUFFER_SIZE)
+
+
+class _Borrowed(io.RawIOBase):
+    """A stream read through without owning it (closing this leaves ``raw`` open); reports
+    each chunk read to ``on_bytes``: one call per buffer fill, not one per line."""
+
+    def __init__(self, raw: IO[bytes], on_bytes: ByteCounter | None) -> None:
+        self._raw, self._on_bytes = raw, on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count: int = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if count and self._on_bytes is not None:
+            self._on_bytes(count)
+        return count
+
+    def readall(self) -> bytes:
+        data = self._raw.read()
+        if self._on_bytes is not None:
+            self._on_bytes(len(data))
+        return data
+
+
+def _describe(exc: BaseException) -> str:
+    """An OS or gzip error as a reason, without repeating the path the origin already has."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return f"{type(exc).__name__}: {exc}"
