@@ -82,10 +82,15 @@ _TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 @dataclass(frozen=True, slots=True)
 class Malformed:
-    """Input that is not what it claims to be; counted and dead-lettered by the caller."""
+    """Input that is not what it claims to be; counted and dead-lettered by the caller.
+
+    `unreadable` marks input that could not be read at all (a missing file, no permission),
+    which `scan` reports as a failure, unlike content that is merely bad.
+    """
 
     origin: str
     reason: str
+    unreadable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ def _iter_path(
     try:
         info = os.stat(path)
     except OSError as exc:
-        yield Malformed(path, _describe(exc))
+        yield Malformed(path, _describe(exc), unreadable=True)
         return
     if stat.S_ISDIR(info.st_mode):
         yield from _iter_directory(path, info, on_bytes, seen)
@@ -95,7 +95,7 @@ def _iter_directory(
         with os.scandir(path) as scan:
             entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
     except OSError as exc:
-        yield Malformed(path, _describe(exc))
+        yield Malformed(path, _describe(exc), unreadable=True)
         return
     for entry in entries:
         if entry.is_dir():
@@ -112,7 +112,7 @@ def _not_a_file(path: str) -> Malformed | Skipped:
     try:
         os.stat(path)
     except OSError as exc:
-        return Malformed(path, _describe(exc))
+        return Malformed(path, _describe(exc), unreadable=True)
     return Skipped(path, "not a regular file")
 
 
@@ -125,7 +125,7 @@ def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:
         with open(path, "rb", buffering=0) as raw:
             yield from iter_stream(raw, path, on_bytes)
     except OSError as exc:  # opening it; read errors are iter_stream's
-        yield Malformed(path, _describe(exc))
+        yield Malformed(path, _describe(exc), unreadable=True)
 
 
 def _decode_stream(stream: IO[bytes], origin: str) -> Iterator[Item]:

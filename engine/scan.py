@@ -1,5 +1,8 @@
 """The one-shot pipeline: items -> drop repeats -> evaluate -> decide -> emit, with counts.
 
+Exact eventID repeats are dropped through the decider's state store, so with a persistent
+store (`--state sqlite:///...`) a record scanned in an earlier run is a repeat too.
+
 Everything a user needs to trust a scan is counted here: events, exact eventID repeats,
 malformed and skipped payloads (with their origins), matches, alerts and rule errors per rule.
 Nothing here stops the stream: a bad payload is a number and a line in the summary.
@@ -11,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from engine.decide import Decider
@@ -20,6 +24,7 @@ from engine.eventtime import event_epoch
 from engine.model import Alert
 
 SAMPLE_LIMIT = 20  # malformed origins listed in the summary; the count is always exact
+BATCH = 256  # records whose eventIDs are claimed together
 
 
 @dataclass
@@ -28,6 +33,7 @@ class ScanStats:
     duplicates: int = 0
     malformed: int = 0
     skipped: int = 0
+    late: int = 0  # records more than allowed_lateness behind the newest eventTime
     unreadable: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     malformed_samples: list[str] = field(default_factory=list)
@@ -39,35 +45,6 @@ class ScanStats:
         return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
 
-class EventIdMemory:
-    """Exact eventID repeats seen within `horizon` seconds of event time.
-
-    Bounded by event time, not by count: a repeat delivered with the same record arrives
-    close to it, and forgetting IDs older than the horizon keeps a 1 GB scan's memory flat.
-    """
-
-    def __init__(self, horizon: float) -> None:
-        self.horizon = horizon
-        self._seen: dict[str, float] = {}
-        self._newest = float("-inf")
-        self._next_purge = 0
-
-    def seen(self, event_id: str, epoch: float | None) -> bool:
-        if event_id in self._seen:
-            return True
-        moment = self._newest if epoch is None else epoch
-        self._seen[event_id] = moment
-        self._newest = max(self._newest, moment)
-        if len(self._seen) >= self._next_purge:
-            self._purge()
-        return False
-
-    def _purge(self) -> None:
-        cutoff = self._newest - self.horizon
-        self._seen = {k: t for k, t in self._seen.items() if t >= cutoff}
-        self._next_purge = max(2 * len(self._seen), 10_000)
-
-
 Item = dict[str, Any] | Malformed | Skipped | ObjectRef
 
 
@@ -76,28 +53,53 @@ def run_scan(
     evaluator: Evaluator,
     decider: Decider,
     emit: Callable[[Alert], None],
-    memory: EventIdMemory,
     stats: ScanStats | None = None,
 ) -> ScanStats:
-    """Drive every item through the pipeline; emit alerts as their windows close."""
+    """Drive every item through the pipeline; emit alerts as their windows close.
+
+    Records are taken in batches so that a shared store claims their eventIDs in one round
+    trip; within a batch they are evaluated in arrival order, one at a time.
+    """
     stats = stats or ScanStats()
-    evaluate, offer = evaluator.evaluate, decider.offer
-    for item in items:
-        if type(item) is not dict:
-            _count_other(item, stats)
-            continue
-        event_id = item.get("eventID")
-        if event_id is not None and memory.seen(event_id, event_epoch(item)):
-            stats.duplicates += 1
-            continue
-        stats.events += 1
-        for match in evaluate(item):
-            for alert in offer(match):
-                _emit(alert, emit, stats)
+    iterator = iter(items)
+    while batch := list(islice(iterator, BATCH)):
+        _scan_batch(batch, evaluator, decider, emit, stats)
     for alert in decider.flush():
         _emit(alert, emit, stats)
     stats.elapsed = time.perf_counter() - stats.started
     return stats
+
+
+def _scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider,
+                emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    records: list[dict[str, Any]] = []
+    for item in batch:
+        if type(item) is dict:
+            records.append(item)
+        else:
+            _count_other(item, stats)
+    epochs = [event_epoch(record) for record in records]
+    repeats = decider.store.seen_events([(_event_id(r), e) for r, e in zip(records, epochs,
+                                                                             strict=True)])
+    evaluate, offer, advance = evaluator.evaluate, decider.offer, decider.advance
+    lateness = decider.allowed_lateness
+    for record, epoch, repeat in zip(records, epochs, repeats, strict=True):
+        if repeat:
+            stats.duplicates += 1
+            continue
+        stats.events += 1
+        if epoch is not None:
+            if epoch < decider.watermark - lateness:
+                stats.late += 1
+            advance(epoch)
+        for match in evaluate(record):
+            for alert in offer(match):
+                _emit(alert, emit, stats)
+
+
+def _event_id(record: dict[str, Any]) -> str | None:
+    event_id = record.get("eventID")
+    return None if event_id is None else str(event_id)
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
@@ -108,7 +110,7 @@ def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None
 def _count_other(item: Item, stats: ScanStats) -> None:
     if isinstance(item, Malformed):
         stats.malformed += 1
-        if item.reason.startswith("cannot read"):
+        if item.unreadable:
             stats.unreadable += 1
         if len(stats.malformed_samples) < SAMPLE_LIMIT:
             stats.malformed_samples.append(f"{item.origin}: {item.reason}")

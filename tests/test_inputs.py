@@ -126,8 +126,10 @@ def test_iter_paths_missing_path_and_dangling_symlink(tmp_path: Path) -> None:
     shutil.copy(SAME_THREE / "lines.jsonl", tmp_path / "z.jsonl")
     got = read(tmp_path / "missing.json", tmp_path)
     assert got[:2] == [
-        Malformed(str(tmp_path / "missing.json"), "FileNotFoundError: No such file or directory"),
-        Malformed(str(tmp_path / "dangling.json"), "FileNotFoundError: No such file or directory"),
+        Malformed(str(tmp_path / "missing.json"), "FileNotFoundError: No such file or directory",
+                      unreadable=True),
+        Malformed(str(tmp_path / "dangling.json"), "FileNotFoundError: No such file or directory",
+                      unreadable=True),
     ]
     assert got[2:] == RECORDS
 
