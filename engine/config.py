@@ -82,7 +82,7 @@ def _build(path: Path, doc: Located, raw: Any) -> Config:
         lists=_lists(raw.get("lists") or {}, base, at),
         state=_state_url(raw.get("state"), base, at) if raw.get("state") else None,
         allowed_lateness=_lateness(raw.get("allowed_lateness"), at),
-        sources=tuple(_mappings(raw.get("sources") or [], "sources", at)),
+        sources=tuple(_source(s, base) for s in _mappings(raw.get("sources") or [], "sources", at)),
         outputs=_outputs(raw.get("outputs") or {}, at),
         routes=tuple(_mappings(raw.get("routes") or [], "routes", at)),
         server=dict(raw.get("server") or {}),
@@ -161,6 +161,13 @@ def _state_url(value: Any, base: Path, at: Any) -> str:
     if text.startswith("sqlite:///") and not text.startswith("sqlite:////"):
         return f"sqlite:///{base / text[len('sqlite:///'):]}"  # relative to the config file
     return text
+
+
+def _source(settings: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A `files` source's paths are relative to the config file, like `rules:`."""
+    if settings.get("type") == "files" and isinstance(settings.get("paths"), list):
+        return {**settings, "paths": [str(_relative(base, str(p))) for p in settings["paths"]]}
+    return settings
 
 
 def _lateness(value: Any, at: Any) -> float:

@@ -102,6 +102,19 @@ def _check_list_argument(name: str, args: list[Node], known: frozenset[str]) -> 
     return []
 
 
+def list_names(tree: Node) -> set[str]:
+    """Config list names the expression reads (string literals in list positions)."""
+    names = set()
+    for node in walk(tree):
+        position = LIST_ARGUMENT.get(node["value"]) if node["type"] == "function_expression" \
+            else None
+        if position is not None and len(node["children"]) > position:
+            arg = node["children"][position]
+            if arg["type"] == "literal" and isinstance(arg["value"], str):
+                names.add(arg["value"])
+    return names
+
+
 def root_field_paths(tree: Node) -> Iterator[tuple[str, ...]]:
     """Field paths read from the record root (not inside projections, filters or pipes)."""
     yield from _paths(tree)

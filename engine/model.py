@@ -38,6 +38,7 @@ class RuleTest:
     events: tuple[Record, ...]
     expect: bool | None = None  # single-event tests
     expect_alerts: int | None = None  # stateful scenarios
+    lists: Mapping[str, tuple[str, ...]] | None = None  # overrides the config's lists
 
 
 @dataclass(frozen=True, slots=True)

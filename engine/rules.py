@@ -32,7 +32,8 @@ KNOWN_KEYS = frozenset({
     "id", "title", "severity", "description", "enabled", "tags", "condition", "group_by",
     "dedup", "threshold", "first_seen", "summary", "runbook", "references", "outputs", "tests",
 })
-TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts"})
+TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts",
+                       "lists"})
 
 
 class _Invalid(Exception):
@@ -62,6 +63,7 @@ class _Context:
     output_names: frozenset[str] | None
     problems: list[Problem] = field(default_factory=list)
     ids: list[tuple[str, str, int]] = field(default_factory=list)  # (id, path, line)
+    defined_lists: frozenset[str] | None = None  # lists the config defines; None: don't warn
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -86,10 +88,16 @@ def load_rules(
     functions: jmespath.functions.Functions,
     known_lists: Iterable[str] = (),
     output_names: Iterable[str] | None = None,
+    defined_lists: Iterable[str] | None = None,
 ) -> RuleSet:
-    """Load and check every rule under `paths`; raise RuleError listing every error."""
+    """Load and check every rule under `paths`; raise RuleError listing every error.
+
+    `defined_lists`, when given, are the lists the config defines: a rule reading any other
+    (well-known) list gets a warning, since that list is empty.
+    """
     ctx = _Context(functions, frozenset(known_lists),
-                   None if output_names is None else frozenset(output_names))
+                   None if output_names is None else frozenset(output_names),
+                   defined_lists=None if defined_lists is None else frozenset(defined_lists))
     files = discover(paths)
     rules: list[Rule] = []
     for path in files:
@@ -319,7 +327,18 @@ def _one_test(item: Any, number: int, path: Path) -> RuleTest:
         raise _Invalid("expect_alerts must be a whole number", item.line_of("expect_alerts"))
     name = item.get("name") or f"test {number}"
     return RuleTest(name=str(name), line=item.line, events=events, expect=expect,
-                    expect_alerts=expect_alerts)
+                    expect_alerts=expect_alerts, lists=_test_lists(item))
+
+
+def _test_lists(item: Located) -> dict[str, tuple[str, ...]] | None:
+    lists = item.get("lists")
+    if lists is None:
+        return None
+    valid = isinstance(lists, dict) and all(
+        isinstance(v, list) and all(isinstance(x, str | int) for x in v) for v in lists.values())
+    if not valid:
+        raise _Invalid("lists must map list names to lists of strings", item.line_of("lists"))
+    return {str(name): tuple(str(x) for x in values) for name, values in lists.items()}
 
 
 def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any], ...]:
@@ -349,6 +368,11 @@ def _check_expression(text: str, key: str, doc: Located, path: Path, ctx: _Conte
     findings = expressions.check_functions(tree, ctx.functions, ctx.known_lists)
     if findings:
         raise _Invalid("; ".join(f.message for f in findings))
+    if ctx.defined_lists is not None:
+        for name in sorted(expressions.list_names(tree) - ctx.defined_lists):
+            ctx.problems.append(Problem(str(path), doc.line_of(key), key,
+                                        f"list {name!r} is not defined in the config: it is "
+                                        "empty, which changes what this rule does", "warning"))
     for field_path in expressions.root_field_paths(tree):
         message = unknown_field(field_path)
         if message:

@@ -1,6 +1,8 @@
 """`trailguard test`: run the tests written inside rule files.
 
-A single-event test (`event` + `expect`) asks whether the condition matches. A scenario
+A single-event test (`event` + `expect`) asks whether the condition matches. A test may
+carry `lists:` that replace the config's lists of those names, so a shipped rule's tests
+give the same verdict whatever lists a user configures. A scenario
 (`events` + `expect_alerts`) runs the events, in order, through the same pipeline as `scan`
 (repeat removal, copy folding, and the rule's dedup/threshold/first_seen) and counts alerts,
 so a stateful rule is tested the way it will run.
@@ -44,7 +46,12 @@ def run_tests(
             continue
         evaluator = Evaluator([_enabled(rule)], functions, engine)
         for test in selected:
-            yield _run_one(rule, test, evaluator, functions, engine, allowed_lateness)
+            if test.lists:  # the test brings its own lists: it must not depend on the config
+                own = TrailguardFunctions({**functions.lists, **test.lists})
+                yield _run_one(rule, test, Evaluator([_enabled(rule)], own, engine), own,
+                               engine, allowed_lateness)
+            else:
+                yield _run_one(rule, test, evaluator, functions, engine, allowed_lateness)
 
 
 def _selected(rule: Rule, test: RuleTest, pattern: str | None) -> bool:

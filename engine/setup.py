@@ -30,4 +30,4 @@ def rules_of(setup: Setup) -> RuleSet:
     """Load the rules; raises RuleError with every problem."""
     outputs = set(setup.config.outputs) if setup.config.path else None
     return load_rules([Path(p) for p in setup.rule_paths], setup.functions,
-                      setup.config.known_lists, outputs)
+                      setup.config.known_lists, outputs, defined_lists=setup.config.lists)

@@ -139,7 +139,15 @@ def test_validate_config_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_validate_shipped_pack_is_clean() -> None:
-    """The shipped pack loads with no errors and no warnings."""
-    result = run_cli("validate")
+    """The shipped pack loads with no errors and no warnings with its lists configured."""
+    result = run_cli("validate", "-c", "examples/trailguard.yml")
     assert result.returncode == 0, result.stderr
     assert "no errors, 0 warnings" in result.stderr
+
+
+def test_validate_warns_about_lists_the_config_does_not_define() -> None:
+    """Without a config the pack's lists are empty: validate says so, with file and line."""
+    result = run_cli("validate")
+    assert result.returncode == 0, result.stderr
+    assert "codeartifact-token-unknown-network.yml:" in result.stderr
+    assert "list 'trusted_networks' is not defined in the config" in result.stderr
