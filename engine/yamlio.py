@@ -24,7 +24,12 @@ class Located(dict[str, Any]):
         return self.key_lines.get(key, self.line)
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (5-10x faster on the rule pack); the
+# construction below is Python either way, so lines are recorded the same.
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
     """SafeLoader that records lines and does not turn timestamps into datetimes."""
 
 
