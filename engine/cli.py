@@ -90,16 +90,15 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 
 def _scan(args: argparse.Namespace) -> int:
     from engine.decide import new_decider
+    from engine.errors import StateError
     from engine.evaluator import Evaluator
     from engine.inputs import iter_paths
     from engine.report import Progress, alert_text, summary
-    from engine.scan import EventIdMemory, run_scan
+    from engine.scan import run_scan
     from engine.setup import prepare, rules_of
+    from engine.state import open_store
 
     setup = prepare(args.config, args.rules)
-    state = args.state or setup.config.state or "memory://"
-    if not state.startswith("memory://"):
-        raise ConfigError(f"state {state!r}: only memory:// is available in this build", "--state")
     paths = _scan_paths(args.paths, setup.config.sources)
     ruleset = rules_of(setup)
     evaluator = Evaluator(ruleset.rules, setup.functions, args.engine)
@@ -113,8 +112,12 @@ def _scan(args: argparse.Namespace) -> int:
         else:
             out.write(orjson.dumps(alert.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
 
-    stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
-                     new_decider(evaluator, lateness), emit, EventIdMemory(max(lateness, 3600.0)))
+    try:
+        with open_store(args.state or setup.config.state or "memory://") as store:
+            stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
+                             new_decider(evaluator, lateness, store), emit)
+    except StateError as exc:
+        raise ConfigError(str(exc), "--state") from exc
     out.flush()
     progress.close()
     print(summary(stats, evaluator), file=sys.stderr)

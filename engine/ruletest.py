@@ -17,7 +17,7 @@ from engine.decide import new_decider
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
 from engine.model import Alert, Rule, RuleTest
-from engine.scan import EventIdMemory, run_scan
+from engine.scan import run_scan
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,7 @@ def _run_one(rule: Rule, test: RuleTest, evaluator: Evaluator, functions: Trailg
         return Outcome(rule, test, matched == test.expect, detail)
     fresh = Evaluator([_enabled(rule)], functions, engine)
     alerts: list[Alert] = []
-    run_scan(test.events, fresh, new_decider(fresh, lateness), alerts.append,
-             EventIdMemory(horizon=max(lateness, 3600.0)))
+    run_scan(test.events, fresh, new_decider(fresh, lateness), alerts.append)
     expected = test.expect_alerts if test.expect_alerts is not None else int(bool(test.expect))
     got = len(alerts) if test.expect_alerts is not None else int(bool(alerts))
     error = fresh.first_error.get(rule.id)

@@ -22,6 +22,8 @@ from engine.decode import Malformed, ObjectRef, Skipped
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.model import Alert
+from engine.state import StateStore
+from engine.state.memory import MemoryStore
 
 SAMPLE_LIMIT = 20  # malformed origins listed in the summary; the count is always exact
 BATCH = 256  # records whose eventIDs are claimed together
@@ -48,30 +50,52 @@ class ScanStats:
 Item = dict[str, Any] | Malformed | Skipped | ObjectRef
 
 
+class EventIdMemory(MemoryStore):
+    """eventID memory on its own, for callers that pass one to `run_scan` explicitly.
+
+    Kept for bench/throughput.py; normally the decider's store remembers eventIDs.
+    """
+
+    def __init__(self, horizon: float) -> None:
+        super().__init__("memory://", horizon)
+
+
 def run_scan(
     items: Iterable[Item],
     evaluator: Evaluator,
     decider: Decider,
     emit: Callable[[Alert], None],
+    memory: StateStore | None = None,
     stats: ScanStats | None = None,
 ) -> ScanStats:
     """Drive every item through the pipeline; emit alerts as their windows close.
 
-    Records are taken in batches so that a shared store claims their eventIDs in one round
-    trip; within a batch they are evaluated in arrival order, one at a time.
+    Exact repeats are recognised by `memory`, by default the decider's store. Records are
+    taken in batches so that a shared store claims their eventIDs in one round trip; within a
+    batch they are evaluated in arrival order, one at a time.
     """
     stats = stats or ScanStats()
+    ids = memory or decider.store
     iterator = iter(items)
     while batch := list(islice(iterator, BATCH)):
-        _scan_batch(batch, evaluator, decider, emit, stats)
+        scan_batch(batch, evaluator, decider, ids, emit, stats)
+        if ids is not decider.store and decider.watermark > float("-inf"):
+            ids.advance(decider.watermark)
     for alert in decider.flush():
         _emit(alert, emit, stats)
+    ids.commit()
+    if decider.store is not ids:
+        decider.store.commit()
     stats.elapsed = time.perf_counter() - stats.started
     return stats
 
 
-def _scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider,
-                emit: Callable[[Alert], None], stats: ScanStats) -> None:
+def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
+               emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    """One batch of items: claim their eventIDs in one go, then evaluate and offer in order.
+
+    The daemon calls this per source message, then `decider.flush()`, delivers, and commits
+    the store: a crash before the commit leaves the message to be processed again."""
     records: list[dict[str, Any]] = []
     for item in batch:
         if type(item) is dict:
@@ -79,7 +103,7 @@ def _scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider,
         else:
             _count_other(item, stats)
     epochs = [event_epoch(record) for record in records]
-    repeats = decider.store.seen_events([(_event_id(r), e) for r, e in zip(records, epochs,
+    repeats = ids.seen_events([(_event_id(r), e) for r, e in zip(records, epochs,
                                                                              strict=True)])
     evaluate, offer, advance = evaluator.evaluate, decider.offer, decider.advance
     lateness = decider.allowed_lateness
@@ -91,7 +115,8 @@ def _scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider,
         if epoch is not None:
             if epoch < decider.watermark - lateness:
                 stats.late += 1
-            advance(epoch)
+            for alert in advance(epoch):
+                _emit(alert, emit, stats)
         for match in evaluate(record):
             for alert in offer(match):
                 _emit(alert, emit, stats)

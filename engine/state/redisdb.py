@@ -1,0 +1,243 @@
+"""`redis://host:port/db`: state shared by several processes, every change atomic.
+
+Two processes evaluating the same group at once must produce one alert and one count, so
+nothing here is read, changed in Python and blindly written back:
+
+- eventIDs are claimed with `SADD` (a script claims a batch of records in one round trip):
+  exactly one process gets "new" for an eventID, the others drop the record as a repeat.
+- a value is changed by compare-and-set in a Lua script. Each write gives the value a new
+  version, made of the writer's random id and a count (so a deleted and re-created value
+  never reuses one); the script writes only when the version is still the one the caller
+  read, else it returns the current value and the caller runs its change again on that.
+  Values this process wrote last are cached with their version, and `update_many` sends a
+  batch of changes in one pipeline, one compare-and-set per key however many changes it
+  has: a process that owns its groups pays one round trip per batch; a lost race costs one
+  more per key that lost.
+- expiries live in one sorted set scored by event time; `purge` deletes what the watermark
+  has passed, a thousand keys per script call. eventID buckets are indexed the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from engine.errors import StateError
+from engine.state import Change, Claim, StateStore, Update, bucket_of
+
+PREFIX = "trailguard:"
+EXPIRY = PREFIX + "expiry"  # sorted set: value key -> expiry epoch
+ID_INDEX = PREFIX + "idx"  # sorted set: eventID bucket number -> itself
+WATERMARK = PREFIX + "watermark"
+CACHE_LIMIT = 200_000
+PURGE_BATCH = 1000
+
+_CAS = """
+local v = redis.call('HGET', KEYS[1], 'v') or ''
+if v ~= ARGV[1] then
+  return {0, v, redis.call('HGET', KEYS[1], 'd') or ''}
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], KEYS[1])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[3], 'd', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1])
+end
+return {1, '', ''}
+"""
+
+_CLAIM = """
+local added = {}
+for i, key in ipairs(KEYS) do added[i] = redis.call('SADD', key, ARGV[i]) end
+return added
+"""
+
+_PURGE = """
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, k in ipairs(keys) do redis.call('DEL', k) end
+if #keys > 0 then redis.call('ZREM', KEYS[1], unpack(keys)) end
+local buckets = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, b in ipairs(buckets) do redis.call('DEL', ARGV[4] .. b) end
+if #buckets > 0 then redis.call('ZREM', KEYS[2], unpack(buckets)) end
+return #keys + #buckets
+"""
+
+_MAX = """
+local c = redis.call('GET', KEYS[1])
+if (not c) or tonumber(c) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return redis.call('GET', KEYS[1])
+"""
+
+
+class RedisStore(StateStore):
+    """A StateStore in a Redis database, safe for several processes at once."""
+
+    shared = True
+
+    def __init__(self, url: str, event_id_horizon: float) -> None:
+        super().__init__(url, event_id_horizon)
+        import redis  # imported here so that memory and SQLite users never pay for it
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self._redis = redis.Redis.from_url(url)
+        try:
+            raw = self._redis.get(WATERMARK)
+        except redis.RedisError as exc:
+            raise StateError(f"state {url}: {exc}") from exc
+        self._watermark = float(raw) if raw else float("-inf")
+        self._cas = self._redis.register_script(_CAS)
+        self._claim = self._redis.register_script(_CLAIM)
+        self._purge = self._redis.register_script(_PURGE)
+        self._max = self._redis.register_script(_MAX)
+        self._cache: dict[str, tuple[str, Any, float]] = {}
+        self._buckets: set[int] = set()
+        self._writer = os.urandom(6).hex() + ":"  # versions: this writer's id and a count
+        self._writes = itertools.count(1)
+
+    def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
+        keys, ids, new_buckets = [], [], {}
+        for event_id, epoch in claims:
+            if event_id is not None:
+                bucket = bucket_of(epoch, self._watermark)
+                if bucket not in self._buckets:
+                    self._buckets.add(bucket)
+                    new_buckets[str(bucket)] = bucket
+                keys.append(f"{PREFIX}ids:{bucket}")
+                ids.append(event_id)
+        if new_buckets:
+            self._run(self._redis.zadd, ID_INDEX, new_buckets)
+        added = iter(self._run(self._claim, keys=keys, args=ids) if ids else [])
+        return [False if event_id is None else not next(added) for event_id, _ in claims]
+
+    def update(self, key: str, change: Update) -> Any:
+        return self.update_many([(key, change)])[0]
+
+    def update_many(self, items: Sequence[tuple[str, Update]]) -> list[Any]:
+        """All changes in one pipeline: one compare-and-set per key, on what this process saw.
+
+        The changes of one key are applied in order to its cached value and written at once;
+        if another process changed the key in between, they run again, in order, on its
+        current value, until a compare-and-set succeeds.
+        """
+        names = [PREFIX + "v:" + key for key, _ in items]
+        self._load_missing(names)
+        chains: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            chains.setdefault(name, []).append(i)
+        pipe = self._redis.pipeline(transaction=False)
+        planned = []
+        for name, indexes in chains.items():
+            version = self._cache[name][0]
+            done, results = _apply(self._cache[name][1], [items[i][1] for i in indexes])
+            data, new_version = self._encode(done)
+            self._cas(keys=[name, EXPIRY], args=[version, data, new_version, done.expires],
+                      client=pipe)
+            planned.append((name, indexes, done, results, new_version))
+        out: list[Any] = [None] * len(items)
+        for (name, indexes, done, results, new_version), reply in zip(
+                planned, self._run(pipe.execute), strict=True):
+            if reply[0]:
+                self._remember(name, new_version, done)
+            else:
+                self._cache[name] = (*self._decode(reply[1], reply[2]), 0.0)
+                results = self._retry(name, [items[i][1] for i in indexes])
+            for i, result in zip(indexes, results, strict=True):
+                out[i] = result
+        return out
+
+    def _encode(self, done: Change) -> tuple[bytes, str]:
+        if done.state is None:
+            return b"", ""
+        return orjson.dumps(done.state), f"{self._writer}{next(self._writes)}"
+
+    def _retry(self, name: str, changes: list[Update]) -> list[Any]:
+        while True:
+            version, value = self._cache[name][:2]
+            done, results = _apply(value, changes)
+            data, new_version = self._encode(done)
+            ok, current_version, current = self._run(
+                self._cas, keys=[name, EXPIRY], args=[version, data, new_version, done.expires])
+            if ok:
+                self._remember(name, new_version, done)
+                return results
+            self._cache[name] = (*self._decode(current_version, current), 0.0)
+
+    def _remember(self, name: str, version: str, done: Change) -> None:
+        if done.state is None:
+            self._cache.pop(name, None)
+            return
+        if len(self._cache) >= CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[name] = (version, done.state, done.expires)
+
+    def _load_missing(self, names: list[str]) -> None:
+        missing = [name for name in dict.fromkeys(names) if name not in self._cache]
+        if not missing:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for name in missing:
+            pipe.hmget(name, ["v", "d"])
+        for name, (version, data) in zip(missing, self._run(pipe.execute), strict=True):
+            self._cache[name] = (*self._decode(version, data), 0.0)
+
+    @staticmethod
+    def _decode(version: bytes | None, data: bytes | None) -> tuple[str, Any]:
+        if not version:
+            return "", None
+        return version.decode(), orjson.loads(data) if data else None
+
+    def get(self, key: str) -> Any:
+        version, data = self._run(self._redis.hmget, PREFIX + "v:" + key, ["v", "d"])
+        return self._decode(version, data)[1]
+
+    @property
+    def watermark(self) -> float:
+        return self._watermark
+
+    def _save_watermark(self, watermark: float) -> None:
+        if watermark > self._watermark:
+            shared = self._run(self._max, keys=[WATERMARK], args=[repr(watermark)])
+            self._watermark = max(watermark, float(shared))
+
+    def purge(self, watermark: float) -> int:
+        self._cache = {k: v for k, v in self._cache.items() if v[2] >= watermark}
+        cutoff = self.id_cutoff(watermark)
+        self._buckets = {b for b in self._buckets if b >= cutoff}
+        total = 0
+        while True:
+            removed = int(self._run(self._purge, keys=[EXPIRY, ID_INDEX],
+                                    args=[repr(watermark), cutoff, PURGE_BATCH, f"{PREFIX}ids:"]))
+            total += removed
+            if removed < PURGE_BATCH:
+                return total
+
+    def stats(self) -> dict[str, int]:
+        ids = sum(self._run(self._redis.scard, f"{PREFIX}ids:{int(b)}")
+                  for b in self._run(self._redis.zrange, ID_INDEX, 0, -1))
+        keys = self._run(self._redis.zcard, EXPIRY)
+        used = self._run(self._redis.info, "memory").get("used_memory", 0)
+        return {"event_ids": ids, "keys": keys, "bytes": int(used)}
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def _run(self, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(*args, **kwargs)
+        except self._errors as exc:
+            raise StateError(f"state {self.url}: {exc}") from exc
+
+
+def _apply(value: Any, changes: list[Update]) -> tuple[Change, list[Any]]:
+    """Run `changes` one after the other from `value`: the last Change and every result."""
+    results = []
+    done = Change(value, 0.0)
+    for change in changes:
+        done = change(done.state)
+        results.append(done.result)
+    return done, results

@@ -1,0 +1,180 @@
+"""`sqlite:///path`: the daemon's default store; one process at a time, survives restarts.
+
+The file is in WAL mode with `synchronous=NORMAL`: a commit is durable against a process
+crash, and readers never block the writer. Changes are kept in memory and written in one
+short transaction at `commit()` (the daemon commits after each batch, before it acknowledges
+the source messages; a scan commits every COMMIT_EVERY changes and at the end). So a threshold
+that counts every download does not rewrite its row once per download, and the write lock is
+held for milliseconds, never between commits: the outbox may share the file. eventIDs are
+keyed by (bucket, id), so one B-tree serves both the lookup and the purge.
+
+Two processes must not share one SQLite store (each caches values): share Redis instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from engine.errors import StateError
+from engine.state import Claim, StateStore, Update, bucket_of
+
+COMMIT_EVERY = 20_000  # eventID claims and changes between automatic commits
+CACHE_LIMIT = 200_000  # cached values before the cache is written back and emptied
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS event_ids (
+    bucket INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+_MISSING = object()
+
+
+class SqliteStore(StateStore):
+    """A StateStore in one SQLite file, with a write-back cache of values."""
+
+    def __init__(self, url: str, event_id_horizon: float, path: str) -> None:
+        super().__init__(url, event_id_horizon)
+        self.path = path
+        try:
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='watermark'").fetchone()
+        except sqlite3.Error as exc:
+            raise StateError(f"state {url}: {exc}") from exc
+        self._watermark = float(row[0]) if row else float("-inf")
+        self._cache: dict[str, Any] = {}
+        self._expiry: dict[str, float] = {}
+        self._dirty: set[str] = set()
+        self._new_ids: dict[int, set[str]] = {}
+        self._pending = 0
+
+    def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
+        out = []
+        for event_id, epoch in claims:
+            if event_id is None:
+                out.append(False)
+                continue
+            bucket = bucket_of(epoch, self._watermark)
+            fresh = self._new_ids.setdefault(bucket, set())
+            if event_id in fresh or self._stored(bucket, event_id):
+                out.append(True)
+            else:
+                fresh.add(event_id)
+                out.append(False)
+        self._count(len(claims))
+        return out
+
+    def _stored(self, bucket: int, event_id: str) -> bool:
+        return self._db.execute("SELECT 1 FROM event_ids WHERE bucket = ? AND id = ?",
+                                (bucket, event_id)).fetchone() is not None
+
+    def update(self, key: str, change: Update) -> Any:
+        value = self._cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._load(key)
+        done = change(value)
+        self._cache[key] = done.state
+        self._expiry[key] = done.expires
+        self._dirty.add(key)
+        self._count(1)
+        return done.result
+
+    def get(self, key: str) -> Any:
+        value = self._cache.get(key, _MISSING)
+        return self._load(key) if value is _MISSING else value
+
+    def _load(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def _count(self, changes: int) -> None:
+        self._pending += changes
+        if self._pending >= COMMIT_EVERY:
+            self.commit()
+
+    def commit(self) -> None:
+        try:
+            with self._transaction():
+                self._write_back()
+        except sqlite3.Error as exc:
+            raise StateError(f"state {self.url}: {exc}") from exc
+        self._pending = 0
+        if len(self._cache) > CACHE_LIMIT:
+            self._cache.clear()
+            self._expiry.clear()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _write_back(self) -> None:
+        self._db.executemany("INSERT OR IGNORE INTO event_ids (bucket, id) VALUES (?, ?)",
+                             ((b, i) for b, ids in self._new_ids.items() for i in ids))
+        self._new_ids.clear()
+        gone = [(k,) for k in self._dirty if self._cache.get(k) is None]
+        kept = [(k, orjson.dumps(self._cache[k]), self._expiry[k])
+                for k in self._dirty if self._cache.get(k) is not None]
+        self._db.executemany("DELETE FROM kv WHERE key = ?", gone)
+        self._db.executemany(
+            "INSERT INTO kv (key, value, expires) VALUES (?, ?, ?) ON CONFLICT (key) "
+            "DO UPDATE SET value = excluded.value, expires = excluded.expires", kept)
+        if self._watermark > float("-inf"):
+            self._db.execute("INSERT INTO meta (name, value) VALUES ('watermark', ?) ON CONFLICT "
+                             "(name) DO UPDATE SET value = max(value, excluded.value)",
+                             (self._watermark,))
+        self._dirty.clear()
+
+    @property
+    def watermark(self) -> float:
+        return self._watermark
+
+    def _save_watermark(self, watermark: float) -> None:
+        self._watermark = max(self._watermark, watermark)
+
+    def purge(self, watermark: float) -> int:
+        cutoff = self.id_cutoff(watermark)
+        try:
+            with self._transaction():
+                self._write_back()  # first: a deletion still in the cache must reach the file
+                stored = self._db.execute("DELETE FROM kv WHERE expires < ? RETURNING key",
+                                          (watermark,)).fetchall()
+                ids = self._db.execute("DELETE FROM event_ids WHERE bucket < ?",
+                                       (cutoff,)).rowcount
+        except sqlite3.Error as exc:
+            raise StateError(f"state {self.url}: {exc}") from exc
+        self._pending = 0
+        expired = [k for k, when in self._expiry.items() if when < watermark]
+        for key in expired:
+            del self._cache[key], self._expiry[key]
+        return len(set(expired) | {key for (key,) in stored}) + ids
+
+    def stats(self) -> dict[str, int]:
+        self.commit()
+        ids = self._db.execute("SELECT count(*) FROM event_ids").fetchone()[0]
+        keys = self._db.execute("SELECT count(*) FROM kv").fetchone()[0]
+        pages = self._db.execute("PRAGMA page_count").fetchone()[0]
+        size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        return {"event_ids": ids, "keys": keys, "bytes": pages * size}
+
+    def close(self) -> None:
+        self.commit()
+        self._db.close()

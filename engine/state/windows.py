@@ -1,0 +1,302 @@
+"""Dedup, threshold, first_seen and copy folding, as pure changes of stored values.
+
+Every function here returns an `Update` for `StateStore.update`: given the stored value (or
+None) it returns the new value, its expiry and a result, and it touches nothing else, so a
+shared store can run it again after losing a compare-and-set race. The values are plain JSON
+(dicts, lists, strings, numbers) so SQLite and Redis store them as they are.
+
+Three kinds of value:
+
+- an alert window (`Window`, a dict): one alert with everything folded into it so far. Keys:
+  id (alert_id), s/e (span [s, e) of event time that folds in), lo (a late match in [lo, s)
+  folds in too), n (event_count), ft/f and lt/l (first/last eventTime as epoch and text),
+  ids, ac (event_ids, account_ids), cl (sharedEventIDs folded, for copies), ev (the record
+  that opened it), su (its summary), g (group_key), r (revision: +1 per change), x (revision
+  last emitted; 0: never), X (expiry of the value).
+- a group (`{"p": pending, "w": windows, "X": expiry}`) for rules with dedup or threshold:
+  `p` holds the counted matches not yet in an alert, sorted by eventTime, as
+  [epoch, sharedEventID, [eventIDs], [accounts]]; `w` the recent windows.
+- a first_seen value (`{"l": last seen epoch, "c": {sharedEventID: verdict}, "X": expiry}`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine.eventtime import iso
+from engine.model import Record, alert_id_for
+from engine.state import NEVER, Change, Update
+
+MAX_IDS = 100  # event_ids/account_ids kept per alert; event_count stays exact
+CALLS_PRUNE_AT = 64  # prune remembered sharedEventIDs once a value holds this many
+COPIES_WITHIN = 3600.0  # copies of a call arrive within this much eventTime of each other
+
+Window = dict[str, Any]
+Result = tuple[str, str | None, float, Window | None]  # (kind, alert_id, end, emitted snapshot)
+COUNTED: Result = ("count", None, 0.0, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How a rule turns matches into alerts, in seconds of event time."""
+
+    count: int = 1  # matches that must fall within `window` (1: every match may open)
+    window: float = 0.0  # the threshold span
+    quiet: float = 0.0  # dedup window (after a threshold: the quiet period); 0: one per call
+    keep: float = 3600.0  # how long a closed window stays for late folds and copies
+    margin: float = 0.0  # how far behind the newest match a match may still be decided
+
+
+@dataclass(slots=True)
+class Hit:
+    """One match as the state functions need it."""
+
+    rule_id: str
+    group: str | None
+    t: float
+    time: str
+    call: str | None  # sharedEventID, when the call was delivered as copies
+    event_id: str | None
+    account: str | None
+    record: Record
+    summarise: Callable[[Record], str]
+
+
+def open_window(hit: Hit, alert_id: str, lo: float, end: float) -> Window:
+    w: Window = {"id": alert_id, "s": hit.t, "lo": lo, "e": end, "n": 0, "ft": hit.t,
+                 "f": hit.time, "lt": hit.t, "l": hit.time, "ids": [], "ac": [], "cl": {},
+                 "ev": hit.record, "su": hit.summarise(hit.record), "g": hit.group,
+                 "r": 0, "x": 0}
+    fold(w, hit, counted=True)
+    return w
+
+
+def fold(w: Window, hit: Hit, counted: bool) -> None:
+    """Add a match to a window; a copy of a call already in it does not count again."""
+    w["n"] += counted
+    w["r"] += 1
+    if hit.t < w["ft"]:
+        w["ft"], w["f"] = hit.t, hit.time
+    if hit.t > w["lt"]:
+        w["lt"], w["l"] = hit.t, hit.time
+    _add_ids(w, hit.event_id, hit.account)
+    if hit.call is not None:
+        w["cl"][hit.call] = hit.t
+        if len(w["cl"]) > CALLS_PRUNE_AT:
+            w["cl"] = {c: t for c, t in w["cl"].items() if t >= w["lt"] - COPIES_WITHIN}
+
+
+def _add_ids(w: Window, event_id: str | None, account: str | None) -> None:
+    if event_id is not None and event_id not in w["ids"] and len(w["ids"]) < MAX_IDS:
+        w["ids"].append(event_id)
+    if account is not None and account not in w["ac"] and len(w["ac"]) < MAX_IDS:
+        w["ac"].append(account)
+
+
+def claim_now(w: Window, live: bool) -> Window | None:
+    """In live mode an alert is emitted as it opens: mark it sent in the same change."""
+    if not live:
+        return None
+    return claimed(w)
+
+
+def claimed(w: Window) -> Window:
+    """A snapshot of `w` to emit; `w` is marked as emitted up to its current revision."""
+    snapshot = dict(w, ids=list(w["ids"]), ac=list(w["ac"]), upd=w["x"] > 0)
+    w["x"] = w["r"]
+    return snapshot
+
+
+def per_call(hit: Hit, policy: Policy, live: bool) -> Update:
+    """A rule without dedup or threshold: one alert per call, its copies folded in."""
+
+    def change(w: Window | None) -> Change:
+        if w is None:
+            alert_id = alert_id_for(hit.rule_id, hit.group, str(hit.call))
+            w = open_window(hit, alert_id, hit.t, hit.t)
+            w["X"] = hit.t + policy.keep
+            return Change(w, w["X"], ("open", alert_id, hit.t, claim_now(w, live)))
+        fold(w, hit, counted=False)
+        return Change(w, w["X"], ("fold", w["id"], w["e"], None))
+
+    return change
+
+
+def grouped(hit: Hit, policy: Policy, live: bool) -> Update:
+    """A rule with dedup and/or threshold: fold, count, or open a window for `hit`."""
+
+    def change(group: dict[str, Any] | None) -> Change:
+        group = group or {"p": [], "w": []}
+        _prune(group, policy, hit.t)
+        result = _place(group, hit, policy, live)
+        if not group["p"] and not group["w"]:
+            return Change(None, 0.0, result)
+        group["X"] = _expiry(group, policy)
+        return Change(group, group["X"], result)
+
+    return change
+
+
+def _place(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Result:
+    w = _window_for(group, hit)
+    if w is not None:
+        copy = hit.call is not None and hit.call in w["cl"]
+        fold(w, hit, counted=not copy)
+        return ("fold", w["id"], w["e"], None)
+    if policy.count == 1:
+        w = open_window(hit, alert_id_for(hit.rule_id, hit.group, iso(hit.t)),
+                        hit.t - policy.quiet, hit.t + policy.quiet)
+        group["w"].append(w)
+        return ("open", w["id"], w["e"], claim_now(w, live))
+    return _count(group, hit, policy, live)
+
+
+def _window_for(group: dict[str, Any], hit: Hit) -> Window | None:
+    """The window `hit` folds into: its copies', the one spanning it, or one just after it."""
+    windows: list[Window] = group["w"]
+    if hit.call is not None:
+        for w in windows:
+            if hit.call in w["cl"]:
+                return w
+    for w in windows:
+        if w["s"] <= hit.t < w["e"]:
+            return w
+    for w in sorted(windows, key=lambda w: w["s"]):
+        if w["lo"] <= hit.t < w["s"]:
+            return w
+    return None
+
+
+def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Result:
+    pending: list[list[Any]] = group["p"]
+    if hit.call is not None:
+        for entry in pending:
+            if entry[1] == hit.call:  # a copy of a counted call: list it, count it once
+                _append_new(entry[2], hit.event_id)
+                _append_new(entry[3], hit.account)
+                return COUNTED
+    entry = [hit.t, hit.call, [hit.event_id] if hit.event_id else [],
+             [hit.account] if hit.account else []]
+    if not pending or _order(pending[-1]) <= _order(entry):
+        pending.append(entry)  # the usual case: matches are decided in eventTime order
+        at = len(pending) - 1
+    else:
+        at = bisect_right(pending, _order(entry), key=_order)
+        pending.insert(at, entry)
+    # A match can still arrive `margin` behind the newest one and form a run with older ones.
+    cut = bisect_right(pending, pending[-1][0] - policy.window - policy.margin,
+                       key=lambda e: e[0])
+    if cut:
+        del pending[:cut]
+        at -= cut
+    run = _run_through(pending, at, policy) if at >= 0 else None
+    if run is None:
+        return COUNTED
+    return _fire(group, pending[run:run + policy.count], hit, policy, live)
+
+
+def _order(entry: list[Any]) -> tuple[float, str]:
+    return (entry[0], entry[1] or "")
+
+
+def _append_new(items: list[str], item: str | None) -> None:
+    if item is not None and item not in items:
+        items.append(item)
+
+
+def _run_through(pending: list[list[Any]], at: int, policy: Policy) -> int | None:
+    """The first index of `count` pending matches within `window` that include index `at`.
+
+    Runs without `at` were checked when their own last match was counted.
+    """
+    count = policy.count
+    for i in range(max(0, at - count + 1), min(at, len(pending) - count) + 1):
+        if pending[i + count - 1][0] - pending[i][0] < policy.window:
+            return i
+    return None
+
+
+def _fire(group: dict[str, Any], run: list[list[Any]], hit: Hit, policy: Policy,
+          live: bool) -> Result:
+    first, crossing = run[0], run[-1]
+    w = open_window(hit, alert_id_for(hit.rule_id, hit.group, iso(first[0])),
+                    crossing[0] - policy.window, crossing[0] + policy.quiet)
+    w.update(n=len(run), s=first[0], ft=first[0], f=iso(first[0]), lt=crossing[0],
+             l=iso(crossing[0]), ids=[], ac=[], cl={e[1]: e[0] for e in run if e[1] is not None})
+    for entry in run:
+        for event_id in entry[2]:
+            _add_ids(w, event_id, None)
+        for account in entry[3]:
+            _add_ids(w, None, account)
+    group["p"] = []  # counting starts again after the quiet period
+    group["w"].append(w)
+    return ("open", w["id"], w["e"], claim_now(w, live))
+
+
+def _prune(group: dict[str, Any], policy: Policy, now: float) -> None:
+    """Forget what can matter neither to a match at `now` nor to any later one."""
+    windows = group["w"]
+    if windows and min(w["e"] for w in windows) + policy.keep < now:
+        group["w"] = [w for w in windows if w["e"] + policy.keep >= now]
+    pending = group["p"]
+    if pending and pending[0][0] + policy.window + policy.keep < now:
+        del pending[:bisect_right(pending, now - policy.window - policy.keep,
+                                  key=lambda e: e[0])]
+
+
+def _expiry(group: dict[str, Any], policy: Policy) -> float:
+    ends = [w["e"] for w in group["w"]]
+    if group["p"]:
+        ends.append(group["p"][-1][0] + policy.window)
+    return float(max(ends)) + policy.keep
+
+
+def claim(alert_id: str) -> Update:
+    """Mark window `alert_id` emitted; the result is its snapshot, or None if nothing new."""
+
+    def change(value: dict[str, Any] | None) -> Change:
+        if value is None:
+            return Change(None, 0.0, None)
+        windows = value.get("w", [value])
+        for w in windows:
+            if w["id"] == alert_id and w["r"] > w["x"]:
+                return Change(value, value["X"], claimed(w))
+        return Change(value, value["X"], None)
+
+    return change
+
+
+def learn_start(t: float) -> Update:
+    """When a first_seen rule's learning began: set by its first match, then fixed."""
+
+    def change(value: dict[str, float] | None) -> Change:
+        value = value or {"t": t}
+        return Change(value, NEVER, value["t"])
+
+    return change
+
+
+def novelty(hit: Hit, remember: float, learn_until: float, keep: float) -> Update:
+    """Whether `hit`'s value is new for its group (not seen within `remember`); records it.
+
+    A copy of a call already judged gets the same verdict, so copies count once. A value is
+    never new before `learn_until`, and a late record older than the last sighting is not new.
+    """
+
+    def change(value: dict[str, Any] | None) -> Change:
+        calls = value["c"] if value else {}
+        if hit.call is not None and hit.call in calls:
+            return Change(value, value["X"] if value else 0.0, calls[hit.call][1])
+        new = (value is None or hit.t - value["l"] >= remember) and hit.t >= learn_until
+        last = hit.t if value is None else max(value["l"], hit.t)
+        if hit.call is not None:
+            if len(calls) > CALLS_PRUNE_AT:
+                calls = {c: v for c, v in calls.items() if v[0] >= last - keep}
+            calls[hit.call] = [hit.t, new]
+        expires = last + remember
+        return Change({"l": last, "c": calls, "X": expires}, expires, new)
+
+    return change

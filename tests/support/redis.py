@@ -1,0 +1,59 @@
+"""A real Redis for tests: db 13 on 127.0.0.1:6379, flushed before and after each use.
+
+`ensure_redis()` starts `redis-server` (no persistence) when nothing answers and the binary is
+installed, as CI does; when Redis cannot be had at all the Redis tests are skipped, and say so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+HOST, PORT, DB = "127.0.0.1", 6379, 13
+REDIS_URL = f"redis://{HOST}:{PORT}/{DB}"
+
+
+def _client():  # type: ignore[no-untyped-def]
+    import redis
+
+    return redis.Redis(host=HOST, port=PORT, db=DB, socket_connect_timeout=1)
+
+
+def _answers() -> bool:
+    try:
+        return bool(_client().ping())
+    except Exception:
+        return False
+
+
+def ensure_redis() -> bool:
+    """True when Redis answers, after starting a server if none runs and one is installed."""
+    if _answers():
+        return True
+    server = shutil.which("redis-server")
+    if server is None:
+        return False
+    subprocess.run([server, "--daemonize", "yes", "--port", str(PORT), "--save", ""],
+                   check=False, capture_output=True)
+    for _ in range(50):
+        if _answers():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def flush() -> None:
+    _client().flushdb()
+
+
+def empty_redis() -> Iterator[str]:
+    """For a fixture: the URL of an empty Redis database, emptied again afterwards."""
+    if not ensure_redis():
+        pytest.skip(f"no Redis at {HOST}:{PORT} and no redis-server to start")
+    flush()
+    yield REDIS_URL
+    flush()
