@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from engine import __version__
+from engine.config import Config
 from engine.errors import ConfigError, RuleError
 from engine.evaluator import ENGINES
 from engine.model import Alert
@@ -70,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--rule", required=True, help="rule id")
     explain.add_argument("event_file", metavar="EVENT_FILE")
 
+    from engine import cli_daemon, cli_delivery
+
+    cli_delivery.register(sub)
+    cli_daemon.register(sub)
+
     docs = _command(sub, "docs", "write the rule catalogue and API coverage (docs/rules.md)", _docs)
     docs.add_argument("--output", default="-", help="file to write, or - for stdout")
     docs.add_argument("--check", action="store_true",
@@ -93,7 +99,7 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.errors import StateError
     from engine.evaluator import Evaluator
     from engine.inputs import iter_paths
-    from engine.report import Progress, alert_text, summary
+    from engine.report import Progress, summary
     from engine.scan import run_scan
     from engine.setup import prepare, rules_of
     from engine.state import open_store
@@ -103,25 +109,56 @@ def _scan(args: argparse.Namespace) -> int:
     ruleset = rules_of(setup)
     evaluator = Evaluator(ruleset.rules, setup.functions, args.engine)
     lateness = setup.config.allowed_lateness
+    state_url = args.state or setup.config.state or "memory://"
     progress = Progress(_total_bytes(paths))
-    out = sys.stdout.buffer
-
-    def emit(alert: Alert) -> None:
-        if args.format == "text":
-            out.write(alert_text(alert).encode() + b"\n")
-        else:
-            out.write(orjson.dumps(alert.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
-
+    sink = _AlertSink(setup.config, state_url, args.format)
     try:
-        with open_store(args.state or setup.config.state or "memory://") as store:
+        with open_store(state_url) as store:
             stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
-                             new_decider(evaluator, lateness, store), emit)
+                             new_decider(evaluator, lateness, store), sink.send)
     except StateError as exc:
         raise ConfigError(str(exc), "--state") from exc
-    out.flush()
-    progress.close()
+    finally:
+        left = sink.close()
+        progress.close()
     print(summary(stats, evaluator), file=sys.stderr)
-    return EXIT_FAILURES if stats.unreadable else EXIT_OK
+    if left:
+        print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
+              "trailguard outbox list|retry -c CONFIG", file=sys.stderr)
+    return EXIT_FAILURES if stats.unreadable or left else EXIT_OK
+
+
+class _AlertSink:
+    """Where scan's alerts go: the config's outputs and routes, else JSON lines on stdout."""
+
+    def __init__(self, config: Config, state_url: str, text_format: str) -> None:
+        self.format = text_format
+        self.out = sys.stdout.buffer
+        self.dispatcher = None
+        if config.outputs:
+            from engine.outputs import build_dispatcher
+
+            self.dispatcher = build_dispatcher(config, state_url)
+
+    def send(self, alert: Alert) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.send(alert)
+        elif self.format == "text":
+            from engine.report import alert_text
+
+            self.out.write(alert_text(alert).encode() + b"\n")
+        else:
+            self.out.write(orjson.dumps(alert.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+
+    def close(self) -> int:
+        """Flush, wait for deliveries; the number of alerts left undelivered."""
+        self.out.flush()
+        if self.dispatcher is None:
+            return 0
+        report = self.dispatcher.close()
+        for line in report.lines():
+            print(f"trailguard: {line}", file=sys.stderr)
+        return int(report.left)
 
 
 def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
@@ -155,7 +192,12 @@ def _total_bytes(paths: list[str]) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from engine.setup import prepare, rules_of
 
-    ruleset = rules_of(prepare(args.config, args.rules))
+    setup = prepare(args.config, args.rules)
+    if setup.config.path:
+        from engine.outputs import check_delivery_config
+
+        check_delivery_config(setup.config)  # outputs and routes, found before the first alert
+    ruleset = rules_of(setup)
     _print_problems(list(ruleset.warnings))
     print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files: no errors, "
           f"{len(ruleset.warnings)} warnings", file=sys.stderr)

@@ -64,11 +64,33 @@ class Entry:
         return doc
 
     def claimable(self, owner: str, now: float) -> bool:
-        return self.owner in ("", owner) or self.lease_until <= now
+        return self.owner in ("", owner) or self.lease_until <= now or owner_is_gone(self.owner)
 
 
 def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when `owner` was a process on this host that no longer runs.
+
+    A daemon restarted after `kill -9` then takes its predecessor's entries at once instead of
+    waiting for their leases to expire; owners on other hosts are left to their leases.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # our pid, but not our owner id: a previous life of this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class Outbox:

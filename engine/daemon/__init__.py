@@ -1,0 +1,1 @@
+"""The daemon: sources -> pipeline -> outputs, with at-least-once acknowledgement."""

@@ -1,0 +1,303 @@
+"""`trailguard run`: poll -> decode -> evaluate -> decide -> deliver -> ack, until told to stop.
+
+One thread per source polls and hands deliveries over a small bounded queue (backpressure: a
+slow pipeline slows polling instead of piling payloads up in memory). The main thread owns
+everything stateful (evaluator, decider, store), so no lock is needed on the hot path.
+
+A delivery is acknowledged only after its records were evaluated and every alert they raised
+is in the outbox (Dispatcher.send returns once the alert is durable), so `kill -9` at any
+moment makes the source hand the payload out again rather than lose it; stable alert ids and
+the outbox's sent-log keep the replay from alerting twice. A payload with nothing decodable
+in it is dead-lettered: logged with its origin and reason and left to the source
+(SQS: visibility pushed out with backoff until the redrive policy moves it to the DLQ).
+
+SIGTERM/SIGINT stop polling, finish what was handed over, flush and exit 0 within the grace
+period. SIGHUP, or a change under a rules directory, reloads the rules; an invalid set is
+logged and the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import Config
+from engine.daemon.metrics import Metrics
+from engine.daemon.sources import Delivery, Source
+from engine.decide import Decider, new_decider
+from engine.decode import Malformed, ObjectRef, Skipped, decode
+from engine.errors import RuleError, StateError
+from engine.evaluator import Evaluator
+from engine.functions import TrailguardFunctions
+from engine.model import Alert
+from engine.rules import RuleSet, discover, load_rules
+from engine.scan import ScanStats, scan_batch
+from engine.state import StateStore
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
+
+
+@dataclass
+class Pipeline:
+    """Everything that depends on the rule set; replaced as a whole on reload."""
+
+    ruleset: RuleSet
+    evaluator: Evaluator
+    decider: Decider
+
+
+class Runner:
+    def __init__(self, config: Config, rule_paths: tuple[str, ...], store: StateStore,
+                 dispatcher: Any, sources: list[Source], metrics: Metrics,
+                 engine: str = "compiled", grace: float = 30.0) -> None:
+        self.config = config
+        self.rule_paths = rule_paths
+        self.store = store
+        self.dispatcher = dispatcher
+        self.sources = sources
+        self.metrics = metrics
+        self.engine = engine
+        self.grace = grace
+        self.functions = TrailguardFunctions(config.lists)
+        self.pipeline = self._build(self._load())
+        self.stopping = threading.Event()
+        self.reload_requested = threading.Event()
+        self.handed: queue.Queue[tuple[Source, Delivery]] = queue.Queue(maxsize=4)
+        self._rules_stamp = self._stamp()
+        self._pollers: list[threading.Thread] = []
+        self._delivery_seen: dict[str, tuple[int, int]] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.reload_requested.set())
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> int:
+        """The main loop; returns the exit status."""
+        for source in self.sources:
+            thread = threading.Thread(target=self._poll, args=(source,), daemon=True,
+                                      name=f"source-{source.name}")
+            thread.start()
+            self._pollers.append(thread)
+        log.info("trailguard running", extra={"count": len(self.pipeline.evaluator.rules)})
+        next_housekeeping = 0.0
+        while not self.stopping.is_set() or not self.handed.empty():
+            try:
+                source, delivery = self.handed.get(timeout=0.5)
+            except queue.Empty:
+                source = None
+            if source is not None:
+                self.process(delivery)
+            if time.monotonic() >= next_housekeeping:
+                self._housekeeping()
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+            if self.reload_requested.is_set():
+                self.reload()
+            if self._sources_exhausted():
+                self.stop()
+        return self._shutdown()
+
+    def _poll(self, source: Source) -> None:
+        while not self.stopping.is_set():
+            try:
+                deliveries = source.poll(wait=2.0)
+            except Exception as exc:  # a flaky source must not kill the daemon
+                log.warning("source %s: poll failed: %s", source.name, exc,
+                            extra={"source": source.name})
+                self.stopping.wait(2.0)
+                continue
+            for delivery in deliveries:
+                while not self.stopping.is_set():
+                    try:
+                        self.handed.put((source, delivery), timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                # after a stop, what was polled and not handed over is not acknowledged:
+                # the source gives it out again (SQS visibility, S3 marks)
+
+    def _sources_exhausted(self) -> bool:
+        return bool(self.sources) and all(getattr(s, "closed", False) for s in self.sources) \
+            and self.handed.empty()
+
+    def _shutdown(self) -> int:
+        for thread in self._pollers:
+            thread.join(timeout=3.0)
+        self._deliver(self.pipeline.decider.flush())
+        self.store.commit()
+        report = self.dispatcher.close(timeout=self.grace)
+        for line in report.lines():
+            log.info(line)
+        for source in self.sources:
+            source.close()
+        self.store.close()
+        log.info("trailguard stopped")
+        return 0
+
+    # --- one payload -------------------------------------------------------------------
+
+    def process(self, delivery: Delivery) -> None:
+        """Evaluate one delivery and acknowledge it once its alerts are durable."""
+        started = time.perf_counter()
+        stats = ScanStats()
+        try:
+            items = list(self._expand(delivery))
+            decider = self.pipeline.decider
+            scan_batch(items, self.pipeline.evaluator, decider, self.store, self._send, stats)
+            self._deliver(decider.flush())  # live mode: updates of alerts folded into
+            self.store.commit()
+        except StateError as exc:
+            log.error("state store failed; %s will come back: %s", delivery.origin, exc,
+                      extra={"origin": delivery.origin})
+            delivery.fail(str(exc))
+            return
+        self._account(delivery, stats, items, time.perf_counter() - started)
+
+    def _expand(self, delivery: Delivery) -> Iterator[Any]:
+        """Decoded items; S3 objects named by notifications are fetched and decoded."""
+        for item in decode(delivery.payload, delivery.origin):
+            if isinstance(item, ObjectRef):
+                yield from self._fetch(delivery, item)
+            else:
+                yield item
+
+    def _fetch(self, delivery: Delivery, ref: ObjectRef) -> Iterator[Any]:
+        if delivery.fetch is None:
+            yield Skipped(ref.origin, "an S3 reference, but this source has no S3 client")
+            return
+        delivery.keepalive()
+        try:
+            body = delivery.fetch(ref.bucket, ref.key)
+        except Exception as exc:
+            yield Malformed(f"s3://{ref.bucket}/{ref.key}", f"cannot fetch: {exc}",
+                            unreadable=True)
+            return
+        delivery.keepalive()
+        yield from decode(body, f"s3://{ref.bucket}/{ref.key}")
+
+    def _account(self, delivery: Delivery, stats: ScanStats, items: list[Any],
+                 elapsed: float) -> None:
+        m = self.metrics
+        m.events.inc(stats.events)
+        m.duplicates.inc(stats.duplicates)
+        m.late.inc(stats.late)
+        m.evaluation.observe(elapsed)
+        bad = [i for i in items if isinstance(i, Malformed)]
+        for item in bad:
+            m.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+            log.warning("dead-lettered: %s", item.reason,
+                        extra={"origin": item.origin, "reason": item.reason})
+        records = stats.events + stats.duplicates
+        if bad and not records and not any(isinstance(i, Skipped) for i in items):
+            delivery.fail(bad[0].reason)  # poison: leave it to the source's redrive policy
+            return
+        if any(i.unreadable for i in bad):
+            delivery.fail("an S3 object could not be fetched")  # retry later, never lose it
+            return
+        delivery.ack()
+
+    def _deliver(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self._send(alert)
+
+    def _send(self, alert: Alert) -> None:
+        self.dispatcher.send(alert)  # durable in the outbox when this returns
+        self.metrics.alerts.labels(rule=alert.rule.id).inc()
+        log.info("alert %s: %s", alert.rule.id, alert.summary,
+                 extra={"rule_id": alert.rule.id, "alert_id": alert.alert_id,
+                        "event_id": alert.event_ids[0] if alert.event_ids else None})
+
+    # --- rules -------------------------------------------------------------------------
+
+    def _load(self) -> RuleSet:
+        return load_rules([Path(p) for p in self.rule_paths], self.functions,
+                          self.config.known_lists, set(self.config.outputs))
+
+    def _build(self, ruleset: RuleSet) -> Pipeline:
+        evaluator = Evaluator(ruleset.rules, self.functions, self.engine)
+        decider = new_decider(evaluator, self.config.allowed_lateness, self.store, mode="live")
+        return Pipeline(ruleset, evaluator, decider)
+
+    def reload(self) -> None:
+        """Swap in a freshly loaded rule set, or keep the running one if it is invalid."""
+        self.reload_requested.clear()
+        self._rules_stamp = self._stamp()
+        try:
+            ruleset = self._load()
+        except RuleError as exc:
+            for problem in exc.problems:
+                log.error("rule reload rejected: %s", problem)
+            self.metrics.reloads.labels(result="rejected").inc()
+            return
+        self._deliver(self.pipeline.decider.flush())
+        self.pipeline = self._build(ruleset)
+        self.metrics.reloads.labels(result="loaded").inc()
+        log.info("rules reloaded", extra={"count": len(ruleset.rules)})
+
+    def _stamp(self) -> tuple[tuple[str, float, int], ...]:
+        stamps = []
+        for path in discover(self.rule_paths):
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            stamps.append((str(path), info.st_mtime, info.st_size))
+        return tuple(stamps)
+
+    # --- housekeeping ------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        if self._stamp() != self._rules_stamp:
+            self.reload_requested.set()
+        try:
+            self.dispatcher.retry_outbox()
+            self.metrics.outbox.set(sum(self.dispatcher.store.count(name)
+                                        for name in self.dispatcher.outputs))
+        except Exception as exc:
+            log.warning("housekeeping failed: %s", exc)
+        self._refresh_rule_metrics()
+        self._refresh_delivery_metrics()
+
+    def _refresh_delivery_metrics(self) -> None:
+        for name, worker in getattr(self.dispatcher, "workers", {}).items():
+            done, failed = worker.stats.delivered, worker.stats.failed
+            last_done, last_failed = self._delivery_seen.get(name, (0, 0))
+            self.metrics.deliveries.labels(output=name).inc(max(0, done - last_done))
+            self.metrics.delivery_failures.labels(output=name).inc(max(0, failed - last_failed))
+            self._delivery_seen[name] = (done, failed)
+
+    def _refresh_rule_metrics(self) -> None:
+        evaluator = self.pipeline.evaluator
+        for rule_id, count in evaluator.matches.items():
+            self.metrics.matches.labels(rule=rule_id).inc(count)
+        evaluator.matches.clear()
+        for rule_id, count in evaluator.errors.items():
+            self.metrics.rule_errors.labels(rule=rule_id).inc(count)
+        evaluator.errors.clear()
+        watermark = self.pipeline.decider.watermark
+        if watermark > float("-inf"):
+            self.metrics.lag.set(max(0.0, time.time() - watermark))
+
+    def readiness(self) -> list[str]:
+        problems = []
+        try:
+            self.store.get("readyz-probe")
+        except Exception as exc:
+            problems.append(f"state store {self.store.url}: {exc}")
+        problems.extend(f"source {s.name} unreachable" for s in self.sources
+                        if not s.reachable())
+        return problems
+

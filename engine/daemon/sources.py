@@ -1,0 +1,170 @@
+"""Where the daemon's payloads come from, and how each is acknowledged.
+
+Every source yields `Delivery` objects: the raw payload, where it came from, and the calls
+that acknowledge it. The runner acknowledges a delivery only after its records were
+evaluated and their alerts delivered or safely in the outbox, so a crash at any point means
+the payload comes back (SQS visibility timeout, an S3 key not yet marked done), never that
+it is lost. Sources are registered by `type` name, as in the config.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.errors import ConfigError
+
+
+@dataclass
+class Delivery:
+    """One payload and its acknowledgement; `ack` after success, `fail` to let it come back."""
+
+    payload: bytes
+    origin: str
+    ack: Callable[[], None] = lambda: None
+    fail: Callable[[str], None] = lambda reason: None
+    keepalive: Callable[[], None] = lambda: None  # extend a lease while a big object is processed
+    fetch: Callable[[str, str], bytes] | None = None  # bucket, key -> bytes (S3 references)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    name: str
+
+    def poll(self, wait: float) -> list[Delivery]:
+        """The next payloads, waiting up to `wait` seconds; empty when there are none."""
+        ...
+
+    def reachable(self) -> bool:
+        """True when the source answers (for /readyz)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FilesSource:
+    """Watches directories (and files) for new or grown files; each file is read once.
+
+    What has been read is remembered by (path, size, mtime) in memory and, when a marks store
+    is given, durably, so a restart does not read the same files again.
+    """
+
+    def __init__(self, name: str, paths: list[str], marks: Marks | None = None) -> None:
+        self.name = name
+        self.paths = [Path(p) for p in paths]
+        self.marks = marks
+        self._done: set[str] = set()
+
+    def poll(self, wait: float) -> list[Delivery]:
+        found = [d for d in self._new_files()]
+        if not found and wait > 0:
+            time.sleep(min(wait, 1.0))
+        return found
+
+    def _new_files(self) -> Iterator[Delivery]:
+        for path in self._candidates():
+            try:
+                info = path.stat()
+            except OSError:
+                continue
+            key = f"{path}:{info.st_size}:{int(info.st_mtime)}"
+            if key in self._done or (self.marks and self.marks.is_done(self.name, key)):
+                self._done.add(key)
+                continue
+            try:
+                payload = path.read_bytes()
+            except OSError:
+                continue
+            yield Delivery(payload, str(path), ack=self._acker(key))
+
+    def _acker(self, key: str) -> Callable[[], None]:
+        def ack() -> None:
+            self._done.add(key)
+            if self.marks:
+                self.marks.mark_done(self.name, key)
+
+        return ack
+
+    def _candidates(self) -> list[Path]:
+        files: list[Path] = []
+        for root in self.paths:
+            if root.is_dir():
+                files.extend(sorted(p for p in root.rglob("*") if p.is_file()
+                                    and not any(part.startswith(".") for part in
+                                                p.relative_to(root).parts)))
+            elif root.is_file():
+                files.append(root)
+        return files
+
+    def reachable(self) -> bool:
+        return all(path.exists() for path in self.paths)
+
+    def close(self) -> None:
+        return None
+
+
+class StdinSource:
+    """Lines from standard input; ends the daemon's interest when stdin closes."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._line = 0
+        self.closed = False
+
+    def poll(self, wait: float) -> list[Delivery]:
+        if self.closed:
+            time.sleep(min(wait, 1.0))
+            return []
+        ready, _, _ = select.select([sys.stdin.buffer], [], [], min(wait, 1.0))
+        if not ready:
+            return []
+        line = sys.stdin.buffer.readline()
+        if not line:
+            self.closed = True
+            return []
+        self._line += 1
+        return [Delivery(line, f"<stdin>:{self._line}")] if line.strip() else []
+
+    def reachable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
+
+
+class Marks(Protocol):
+    """Durable 'this object was processed' marks (kept in the state store)."""
+
+    def is_done(self, source: str, key: str) -> bool: ...
+
+    def mark_done(self, source: str, key: str) -> None: ...
+
+
+def build_sources(configs: tuple[Mapping[str, Any], ...], marks: Marks | None,
+                  environ: Mapping[str, str] | None = None) -> list[Source]:
+    """Sources from the config's `sources:` list; unknown types are config errors."""
+    from engine.daemon.aws_sources import S3Source, SqsSource
+
+    env = os.environ if environ is None else environ
+    sources: list[Source] = []
+    for number, settings in enumerate(configs):
+        kind = settings.get("type")
+        name = str(settings.get("name") or f"{kind}-{number}")
+        if kind == "files":
+            sources.append(FilesSource(name, [str(p) for p in settings.get("paths", [])], marks))
+        elif kind == "stdin":
+            sources.append(StdinSource(name))
+        elif kind == "sqs":
+            sources.append(SqsSource.from_config(name, settings, env))
+        elif kind == "s3":
+            sources.append(S3Source.from_config(name, settings, marks, env))
+        else:
+            raise ConfigError(f"sources[{number}]: unknown type {kind!r} "
+                              "(files, stdin, sqs, s3)", "sources")
+    return sources
