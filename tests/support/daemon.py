@@ -89,7 +89,7 @@ def make_trail(aws: MotoServer, slack: SlackReceiver, tmp_path: Path, state: str
     bucket = f"trail-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     queue_url = sqs.create_queue(QueueName=f"{bucket}-events",
-                                 Attributes={"VisibilityTimeout": "20"})["QueueUrl"]
+                                 Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"]["QueueArn"]
     s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
@@ -102,7 +102,7 @@ def make_trail(aws: MotoServer, slack: SlackReceiver, tmp_path: Path, state: str
         "state": state,
         "sources": [{"type": "sqs", "queue_url": queue_url, "region": REGION,
                      "endpoint_url": aws.endpoint_url, "wait_seconds": 1,
-                     "visibility_timeout": "20s"}],
+                     "visibility_timeout": "5s"}],
         "outputs": {
             "slack": {"type": "slack", "webhook_url": slack.webhook_url},
             "sns": {"type": "sns", "topic_arn": topic.arn, "region": REGION,
