@@ -9,6 +9,7 @@ Prints events/s (median of R runs) and peak RSS for:
   (c) scan:       trailguard's scan path (inputs -> dedup -> index -> evaluate -> decide)
                   with the shipped pack
   (d) scan+200:   the same with 200 generated rules added
+  (e) compiled vs interpreted conditions, with the shipped pack and with 1,000 generated rules
 and the ratios the issues ask for. Every measurement runs in a fresh process so one's
 memory and garbage do not slow the next.
 """
@@ -101,8 +102,8 @@ def measure(mode: str, events: int, naive_events: int, engine: str) -> dict[str,
         count = _parse_only(files)
     elif mode.startswith("naive"):
         count = _naive(files, 200 if mode.endswith("200") else 0, naive_events)
-    else:
-        count = _scan(files, 200 if mode.endswith("200") else 0, engine)
+    else:  # scan-EXTRA
+        count = _scan(files, int(mode.split("-")[1]) if "-" in mode else 0, engine)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"events": count, "rate": count / elapsed, "rss_mb": peak}
@@ -140,6 +141,9 @@ def main() -> None:
         "(b') naive jmespath loop, pack + 200 rules": _run("naive-200", args),
         "(c) trailguard scan, shipped pack": _run("scan", args, args.engine),
         "(d) trailguard scan, pack + 200 rules": _run("scan-200", args, args.engine),
+        "(e) scan, pack, interpreted": _run("scan", args, "interpreted"),
+        "(e) scan, pack + 1000 rules, compiled": _run("scan-1000", args, "compiled"),
+        "(e) scan, pack + 1000 rules, interpreted": _run("scan-1000", args, "interpreted"),
     }
     parse = results["(a) parse only (gzip + orjson)"]["rate"]
     print(f"{args.events:,} events, median of {args.runs} runs (naive: 1 run of "
@@ -147,9 +151,12 @@ def main() -> None:
     for name, result in results.items():
         print(f"{name:<45} {result['rate']:>10,.0f} events/s  {result['rate'] / parse:6.1%} "
               f"of (a)  peak RSS {result['rss_mb']:.0f} MB")
-    b, b200, c, d = (result["rate"] for result in list(results.values())[1:])
+    b, b200, c, d = (result["rate"] for result in list(results.values())[1:5])
+    e_pack, e1000c, e1000i = (result["rate"] for result in list(results.values())[5:])
     print(f"(c)/(a) = {c / parse:.2f}   (d)/(a) = {d / parse:.2f}   (d)/(b') = {d / b200:.1f}x   "
           f"(c)/(b) = {c / b:.1f}x")
+    print(f"compiled/interpreted: pack {c / e_pack:.2f}x, pack + 1000 rules "
+          f"{e1000c / e1000i:.2f}x")
 
 
 if __name__ == "__main__":
