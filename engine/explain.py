@@ -33,13 +33,22 @@ def _outline(node: Mapping[str, Any], record: Any, interpreter: TreeInterpreter,
     pad = "  " * depth
     if node["type"] in _BOOLEAN:
         yield f"{pad}{verdict} {_BOOLEAN[node['type']]}"
-        for child in node["children"]:
+        for child in _operands_of(node):
             yield from _outline(child, record, interpreter, depth + 1)
     elif node["type"] == "not_expression":
         yield f"{pad}{verdict} !"
         yield from _outline(node["children"][0], record, interpreter, depth + 1)
     else:
         yield f"{pad}{verdict} {unparse(node)}{_operands(node, record, interpreter)}"
+
+
+def _operands_of(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """`a && b && c` parses as `(a && b) && c`; show it as one level of three parts."""
+    for child in node["children"]:
+        if child["type"] == node["type"]:
+            yield from _operands_of(child)
+        else:
+            yield child
 
 
 def _operands(node: Mapping[str, Any], record: Any, interpreter: TreeInterpreter) -> str:
