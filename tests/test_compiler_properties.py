@@ -20,6 +20,7 @@ from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
 from engine.compiler import compile_expression, source_of
+from tests.test_compiler import strict_equal
 
 MAX_EXAMPLES = 1500
 
@@ -35,15 +36,6 @@ class PropertyFunctions(jmespath.functions.Functions):
         return value.lower()
 
 
-def strict_equal(a: Any, b: Any) -> bool:
-    """Equal values *and* types all the way down (True != 1, 1 != 1.0, dict key order)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(strict_equal, a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(strict_equal(a[k], b[k]) for k in a)
-    return a == b  # no NaN in these documents
 
 
 def run(func: Any, document: Any) -> tuple[Any, type[BaseException] | None]:

@@ -83,10 +83,12 @@ class StateStore(ABC):
     def get(self, key: str) -> Any:
         """The value under `key`, or None (for inspection and tests; not for decisions)."""
 
+    _watermark: float = float("-inf")
+
     @property
-    @abstractmethod
     def watermark(self) -> float:
         """The newest eventTime any user of this store has reported (persisted)."""
+        return self._watermark
 
     @abstractmethod
     def purge(self, watermark: float) -> int:
@@ -103,8 +105,9 @@ class StateStore(ABC):
             self._purged_at = watermark
             self.purge(watermark)
 
-    @abstractmethod
-    def _save_watermark(self, watermark: float) -> None: ...
+    def _save_watermark(self, watermark: float) -> None:
+        """Keep the newest; a backend shared by several processes overrides this."""
+        self._watermark = max(self._watermark, watermark)
 
     def commit(self) -> None:  # noqa: B027 - deliberately optional: most backends need none
         """Make everything so far durable (SQLite); a no-op where each change already is."""

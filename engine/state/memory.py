@@ -55,13 +55,6 @@ class MemoryStore(StateStore):
     def get(self, key: str) -> Any:
         return self._values.get(key)
 
-    @property
-    def watermark(self) -> float:
-        return self._watermark
-
-    def _save_watermark(self, watermark: float) -> None:
-        self._watermark = max(self._watermark, watermark)
-
     def purge(self, watermark: float) -> int:
         expired = [key for key, when in self._expiry.items() if when < watermark]
         for key in expired:

@@ -195,10 +195,6 @@ class RedisStore(StateStore):
         version, data = self._run(self._redis.hmget, PREFIX + "v:" + key, ["v", "d"])
         return self._decode(version, data)[1]
 
-    @property
-    def watermark(self) -> float:
-        return self._watermark
-
     def _save_watermark(self, watermark: float) -> None:
         if watermark > self._watermark:
             shared = self._run(self._max, keys=[WATERMARK], args=[repr(watermark)])

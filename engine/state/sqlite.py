@@ -143,13 +143,6 @@ class SqliteStore(StateStore):
                              (self._watermark,))
         self._dirty.clear()
 
-    @property
-    def watermark(self) -> float:
-        return self._watermark
-
-    def _save_watermark(self, watermark: float) -> None:
-        self._watermark = max(self._watermark, watermark)
-
     def purge(self, watermark: float) -> int:
         cutoff = self.id_cutoff(watermark)
         try:
