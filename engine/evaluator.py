@@ -138,18 +138,38 @@ class Evaluator:
         return found
 
     def evaluate(self, record: Record) -> list[Match]:
+        """The matches of `record`: one pass over its candidate rules.
+
+        The common case (no rule raises) runs the predicates in one comprehension; a record on
+        which a rule raises is evaluated again rule by rule, so only that rule loses it.
+        """
+        candidates = self.candidates(record)
+        try:
+            hits = [c for c in candidates if truthy(c.predicate(record))]
+        except Exception:
+            hits = self._isolated(record, candidates)
+        if not hits:
+            return _NO_MATCHES
         matches = []
-        for compiled in self.candidates(record):
+        for compiled in hits:
             try:
-                if not compiled.predicate(record):
-                    continue
                 group_key = compiled.group_key(record)
-            except Exception as exc:  # isolate the rule: count, remember, carry on
+            except Exception as exc:
                 self._record_error(compiled.rule, record, exc)
                 continue
             self.matches[compiled.rule.id] += 1
             matches.append(Match(compiled.rule, record, group_key))
         return matches
+
+    def _isolated(self, record: Record, candidates: tuple[CompiledRule, ...]) -> list[CompiledRule]:
+        hits = []
+        for compiled in candidates:
+            try:
+                if truthy(compiled.predicate(record)):
+                    hits.append(compiled)
+            except Exception as exc:  # isolate the rule: count, remember, carry on
+                self._record_error(compiled.rule, record, exc)
+        return hits
 
     def compiled(self, rule_id: str) -> CompiledRule:
         return next(c for c in self.rules if c.rule.id == rule_id)
@@ -160,6 +180,19 @@ class Evaluator:
             self.first_error[rule.id] = (
                 f"{type(exc).__name__}: {exc} (eventID {record.get('eventID', '-')})"
             )
+
+
+def truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, and empty strings, lists and objects are false; 0 is
+    true (unlike Python)."""
+    if value is True:
+        return True
+    if value is False or value is None:
+        return False
+    return not (value == "" or value == [] or value == {})
+
+
+_NO_MATCHES: list[Match] = []  # returned for most records; never mutated
 
 
 def _can_match(requires: dict[str, frozenset[str]], key: tuple[Any, Any]) -> bool:

@@ -5,12 +5,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+_EPOCHS: dict[str, float | None] = {}  # many records share a second; parsing costs ~1 us
+
 
 def event_epoch(record: dict[str, Any]) -> float | None:
     """Seconds since the epoch of the record's eventTime, or None when absent or unreadable."""
     text = record.get("eventTime")
-    if not isinstance(text, str):
+    if type(text) is not str:
         return None
+    cached = _EPOCHS.get(text, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    if len(_EPOCHS) >= 65_536:
+        _EPOCHS.clear()
+    epoch = _EPOCHS[text] = _parse_epoch(text)
+    return epoch
+
+
+_MISSING = object()
+
+
+def _parse_epoch(text: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:

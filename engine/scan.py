@@ -97,34 +97,37 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
     The daemon calls this per source message, then `decider.flush()`, delivers, and commits
     the store: a crash before the commit leaves the message to be processed again."""
     records: list[dict[str, Any]] = []
+    claims: list[tuple[str | None, float | None]] = []
     for item in batch:
         if type(item) is dict:
             records.append(item)
+            claims.append((_event_id(item), event_epoch(item)))
         else:
             _count_other(item, stats)
-    epochs = [event_epoch(record) for record in records]
-    repeats = ids.seen_events([(_event_id(r), e) for r, e in zip(records, epochs,
-                                                                             strict=True)])
+    repeats = ids.seen_events(claims)
     evaluate, offer, advance = evaluator.evaluate, decider.offer, decider.advance
-    lateness = decider.allowed_lateness
-    for record, epoch, repeat in zip(records, epochs, repeats, strict=True):
+    events = duplicates = late = 0
+    for record, (_, epoch), repeat in zip(records, claims, repeats, strict=True):
         if repeat:
-            stats.duplicates += 1
+            duplicates += 1
             continue
-        stats.events += 1
-        if epoch is not None:
-            if epoch < decider.watermark - lateness:
-                stats.late += 1
+        events += 1
+        if epoch is not None and epoch > decider.watermark:
             for alert in advance(epoch):
                 _emit(alert, emit, stats)
+        elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
+            late += 1
         for match in evaluate(record):
             for alert in offer(match):
                 _emit(alert, emit, stats)
+    stats.events += events
+    stats.duplicates += duplicates
+    stats.late += late
 
 
 def _event_id(record: dict[str, Any]) -> str | None:
     event_id = record.get("eventID")
-    return None if event_id is None else str(event_id)
+    return event_id if type(event_id) is str or event_id is None else str(event_id)
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:

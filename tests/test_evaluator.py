@@ -120,3 +120,19 @@ def test_failing_rule_is_isolated_and_counted(tmp_path: Path) -> None:
     assert "length" in evaluator.first_error["fragile"]
     evaluator.evaluate(record(requestParameters__durationSeconds="900"))
     assert evaluator.matches["fragile"] == 1
+
+
+def test_conditions_use_jmespath_truthiness(tmp_path: Path) -> None:
+    """A condition whose value is 0 matches (JMESPath truthiness); an empty list does not."""
+    evaluator = _rules(tmp_path, """\
+id: zero
+title: z
+severity: low
+condition: length(requestParameters.upstreams || `[]`)
+---
+id: empty
+title: e
+severity: low
+condition: requestParameters.upstreams || `[]`
+""")
+    assert [m.rule.id for m in evaluator.evaluate(record())] == ["zero"]

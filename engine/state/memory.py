@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from engine.state import Claim, StateStore, Update, bucket_of
+from engine.state import BUCKET, Claim, StateStore, Update, bucket_of
 
 
 class MemoryStore(StateStore):
@@ -27,19 +27,21 @@ class MemoryStore(StateStore):
 
     def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
         out = []
-        for event_id, epoch in claims:
+        append, buckets = out.append, self._ids
+        fallback = bucket_of(None, self._watermark)
+        for event_id, epoch in claims:  # the scan's hottest loop: kept flat on purpose
             if event_id is None:
-                out.append(False)
+                append(False)
                 continue
-            bucket = bucket_of(epoch, self._watermark)
-            ids = self._ids.get(bucket)
+            bucket = int(epoch // BUCKET) if epoch is not None else fallback
+            ids = buckets.get(bucket)
             if ids is None:
-                ids = self._ids[bucket] = set()
+                ids = buckets[bucket] = set()
             if event_id in ids:
-                out.append(True)
+                append(True)
             else:
                 ids.add(event_id)
-                out.append(False)
+                append(False)
         return out
 
     def update(self, key: str, change: Update) -> Any:
