@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
     scan.add_argument("--engine", choices=ENGINES, default="compiled",
                       help="how conditions run: compiled to Python, or jmespath's interpreter")
+    scan.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="processes that parse and evaluate; alerts are the same as with one. "
+                           "Default: the cores, or 1 when a rule has dedup, threshold or "
+                           "first_seen (their matches are decided in one process)")
 
     _command(sub, "validate", "check rules and print every problem", _validate)
 
@@ -99,6 +103,7 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.errors import StateError
     from engine.evaluator import Evaluator
     from engine.inputs import iter_paths
+    from engine.parallel import list_files, parallel_scan
     from engine.report import Progress, summary
     from engine.scan import run_scan
     from engine.setup import prepare, rules_of
@@ -112,10 +117,17 @@ def _scan(args: argparse.Namespace) -> int:
     state_url = args.state or setup.config.state or "memory://"
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format)
+    workers = args.workers or (1 if any(r.stateful for r in ruleset.rules)
+                               else os.cpu_count() or 1)
+    files = list_files(paths) if workers > 1 else None
     try:
         with open_store(state_url) as store:
-            stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
-                             new_decider(evaluator, lateness, store), sink.send)
+            decider = new_decider(evaluator, lateness, store)
+            if files is not None and len(files) > 1:
+                stats = parallel_scan(files, workers, evaluator, decider, store, sink.send)
+            else:
+                stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
+                                 decider, sink.send)
     except StateError as exc:
         raise ConfigError(str(exc), "--state") from exc
     finally:

@@ -1,0 +1,180 @@
+"""`scan --workers N`: parse and evaluate on N processes, decide in one.
+
+Choice: merge, not partition. Workers (forked, so they share the compiled rules) read whole
+files and evaluate every condition; they send back only the records that matched, each with
+its matches and the watermark its file had reached. The parent consumes the files' results in
+the same order a single process reads the files, drops repeated eventIDs, and offers the
+matches to the one decider, advancing the watermark exactly where a single process would
+have. The decider therefore sees the same matches in the same order against the same
+watermark, and the alerts are identical to one worker's, stateful rules included; no group's
+state is split between processes.
+
+What it buys depends on how many records match: conditions and parsing run in parallel,
+deciding does not. Records that match a rule with no state are few; a threshold over every
+download (codeartifact-mass-download) makes nearly every record a match, and then the
+parent's decider is the limit. Counts that only workers see (events, repeats that matched
+nothing) are summed from their reports; a record repeated across two files is counted as a
+duplicate only when it matched.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.decide import Decider
+from engine.decode import Malformed
+from engine.evaluator import Evaluator
+from engine.eventtime import event_epoch
+from engine.inputs import iter_paths
+from engine.model import Alert, Match
+from engine.scan import SAMPLE_LIMIT, ScanStats
+from engine.state import StateStore
+
+IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
+
+_EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
+
+
+@dataclass
+class FileResult:
+    """What a worker found in one file: matched records, counts, and problems."""
+
+    records: list[tuple[dict[str, Any], float | None, float, list[tuple[int, str | None]]]] = \
+        field(default_factory=list)  # (record, epoch, watermark before it, [(rule, group)])
+    events: int = 0
+    last_epoch: float = float("-inf")
+    malformed: list[tuple[str, bool]] = field(default_factory=list)  # (line, unreadable)
+    skipped: int = 0
+    matches: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    first_error: dict[str, str] = field(default_factory=dict)
+
+
+def list_files(paths: Sequence[str]) -> list[str] | None:
+    """The files `iter_paths` would read, in its order; None when stdin is among them."""
+    files: list[str] = []
+    for path in paths:
+        if path == "-":
+            return None
+        if os.path.isdir(path):
+            files.extend(_walk(path))
+        else:
+            files.append(path)
+    return files
+
+
+def _walk(directory: str) -> Iterator[str]:
+    with os.scandir(directory) as scan:
+        entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk(entry.path)
+        else:
+            yield entry.path
+
+
+def _scan_file(path: str) -> FileResult:
+    """In a worker: parse and evaluate one file; keep only the records that matched."""
+    evaluator = _EVALUATOR
+    assert evaluator is not None
+    index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
+    result = FileResult()
+    watermark = float("-inf")
+    for item in iter_paths([path]):
+        if type(item) is not dict:
+            _note(item, result)
+            continue
+        result.events += 1
+        epoch = event_epoch(item)
+        matches = evaluator.evaluate(item)
+        if matches:
+            result.records.append((item, epoch, watermark,
+                                   [(index[m.rule.id], m.group_key) for m in matches]))
+        if epoch is not None and epoch > watermark:
+            watermark = epoch
+    result.last_epoch = watermark
+    result.matches, result.errors = evaluator.matches, evaluator.errors
+    result.first_error = evaluator.first_error
+    evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+    return result
+
+
+def _note(item: Any, result: FileResult) -> None:
+    if isinstance(item, Malformed):
+        result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable))
+    else:
+        result.skipped += 1  # Skipped, or an S3 reference a local scan cannot fetch
+        del item
+
+
+def parallel_scan(
+    files: list[str], workers: int, evaluator: Evaluator, decider: Decider,
+    store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
+) -> ScanStats:
+    """Scan `files` on `workers` processes; alerts as a single process would emit them."""
+    global _EVALUATOR
+    stats = stats or ScanStats()
+    _EVALUATOR = evaluator
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        pending: deque[Any] = deque()
+        queue = iter(files)
+        for path in queue:
+            pending.append(pool.apply_async(_scan_file, (path,)))
+            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
+                break
+        while pending:
+            result = pending.popleft().get()
+            for path in queue:  # keep the workers busy while this result is decided
+                pending.append(pool.apply_async(_scan_file, (path,)))
+                break
+            _decide_file(result, evaluator, decider, store, emit, stats)
+    for alert in decider.flush():
+        _emit(alert, emit, stats)
+    store.commit()
+    stats.elapsed = time.perf_counter() - stats.started
+    return stats
+
+
+def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
+                 emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    rules = [c.rule for c in evaluator.rules]
+    stats.events += result.events
+    stats.skipped += result.skipped
+    for line, unreadable in result.malformed:
+        stats.malformed += 1
+        stats.unreadable += unreadable
+        if len(stats.malformed_samples) < SAMPLE_LIMIT:
+            stats.malformed_samples.append(line)
+    evaluator.matches.update(result.matches)
+    evaluator.errors.update(result.errors)
+    for rule_id, message in result.first_error.items():
+        evaluator.first_error.setdefault(rule_id, message)
+    repeats = store.seen_events([(r.get("eventID"), epoch) for r, epoch, _, _ in result.records])
+    for (record, epoch, before, found), repeat in zip(result.records, repeats, strict=True):
+        if repeat:
+            stats.duplicates += 1
+            stats.events -= 1
+            continue
+        for moment in (before, epoch):  # where a single process would have advanced
+            if moment is not None and moment > decider.watermark:
+                for alert in decider.advance(moment):
+                    _emit(alert, emit, stats)
+        for rule_index, group_key in found:
+            for alert in decider.offer(Match(rules[rule_index], record, group_key)):
+                _emit(alert, emit, stats)
+    if result.last_epoch > decider.watermark:
+        for alert in decider.advance(result.last_epoch):
+            _emit(alert, emit, stats)
+
+
+def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    stats.alerts[alert.rule.id] += 1
+    emit(alert)
+

@@ -1,0 +1,89 @@
+"""`scan --workers N` gives exactly the alerts of one process, stateful rules included."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import REPO, run_cli
+from tests.support.records import record
+
+RULES = """\
+id: publish
+title: publish
+severity: high
+condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'PublishPackageVersion'
+---
+id: token-burst
+title: tokens
+severity: medium
+condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
+group_by: userIdentity.arn
+threshold: {count: 3, window: 10m}
+---
+id: reads-deduped
+title: reads
+severity: low
+condition: eventName == 'ReadFromRepository'
+group_by: userIdentity.arn
+dedup: 30m
+"""
+
+
+def _signature(stdout: str) -> list[tuple]:
+    alerts = [json.loads(line) for line in stdout.splitlines()]
+    return sorted((a["alert_id"], a["rule_id"], a["event_count"], tuple(a["event_ids"]),
+                   tuple(sorted(a["account_ids"])), a["event"]["eventID"]) for a in alerts)
+
+
+def _write_stream(root: Path) -> None:
+    """Twelve log files over an hour: bursts spread across files, copies and repeats too."""
+    arns = [f"arn:aws:sts::123456789012:assumed-role/dev/user{n}" for n in range(4)]
+    repeated = record(eventName="PublishPackageVersion", eventTime="2024-03-01T10:03:00Z")
+    for n in range(12):
+        minute = n * 5
+        records = [record(eventTime=f"2024-03-01T10:{minute + k:02d}:30Z",
+                          userIdentity__arn=arns[(n + k) % 4]) for k in range(3)]
+        records += [record(eventName="ReadFromRepository",
+                           eventTime=f"2024-03-01T10:{minute:02d}:10Z",
+                           userIdentity__arn=arns[k]) for k in range(4)]
+        records += [record(eventName="PublishPackageVersion", sharedEventID=f"call-{n // 2}",
+                           recipientAccountId=f"11111111111{n % 2}",
+                           eventTime=f"2024-03-01T10:{minute:02d}:40Z")]
+        if n in (1, 7):
+            records.append(repeated)
+        path = root / f"2024/03/01/log-{n:02d}.json.gz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_workers_give_the_alerts_of_one_process(tmp_path: Path, workers: str) -> None:
+    """Thresholds across files, dedup, copies in two files, repeats: same alerts."""
+    (tmp_path / "rules.yml").write_text(RULES)
+    _write_stream(tmp_path / "logs")
+    one = run_cli("scan", "--workers", "1", "-r", str(tmp_path / "rules.yml"),
+                  str(tmp_path / "logs"))
+    many = run_cli("scan", "--workers", workers, "-r", str(tmp_path / "rules.yml"),
+                   str(tmp_path / "logs"))
+    assert one.returncode == 0 and many.returncode == 0, many.stderr
+    assert _signature(one.stdout) == _signature(many.stdout)
+    rules = {a[1] for a in _signature(one.stdout)}
+    assert rules == {"publish", "token-burst", "reads-deduped"}
+
+
+def test_workers_with_the_pack_on_examples_and_garbage() -> None:
+    """The shipped pack over the examples and the garbage fixtures: same alerts, same
+    malformed reports, exit 0."""
+    paths = [str(REPO / "examples" / "events"), str(REPO / "tests/fixtures/envelopes/garbage"),
+             str(REPO / "tests/fixtures/envelopes/same-three")]
+    one = run_cli("scan", "--workers", "1", "-c", "examples/trailguard.yml", *paths)
+    two = run_cli("scan", "--workers", "2", "-c", "examples/trailguard.yml", *paths)
+    assert one.returncode == two.returncode == 0, two.stderr
+    assert _signature(one.stdout) == _signature(two.stdout)
+    assert _signature(one.stdout)
+    malformed = [line for line in one.stderr.splitlines() if "malformed:" in line]
+    assert malformed == [line for line in two.stderr.splitlines() if "malformed:" in line]
