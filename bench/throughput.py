@@ -10,8 +10,9 @@ Prints events/s (median of R runs) and peak RSS for:
                   with the shipped pack
   (d) scan+200:   the same with 200 generated rules added
   (e) compiled vs interpreted conditions, with the shipped pack and with 1,000 generated rules
-and the ratios the issues ask for. Every measurement runs in a fresh process so one's
-memory and garbage do not slow the next.
+  (f) --workers 2 vs 1, with the pack and with its stateless rules only
+and the ratios the issues ask for, with the peak RSS of each. Every measurement runs in a
+fresh process so one's memory and garbage do not slow the next.
 """
 
 from __future__ import annotations
@@ -75,20 +76,31 @@ def _naive(files: list[Path], extra: int, limit: int) -> int:
     return count
 
 
-def _scan(files: list[Path], extra: int, engine: str) -> int:
+def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
+          stateless: bool = False) -> int:
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
     from engine.inputs import iter_paths
+    from engine.parallel import parallel_scan
     from engine.rules import load_rules
-    from engine.scan import EventIdMemory, run_scan
+    from engine.scan import run_scan
+    from engine.state import open_store
 
     functions = TrailguardFunctions()
     rules = load_rules(_rules(extra), functions, functions.lists.keys() | {
         "trusted_networks", "ci_publishers", "trusted_accounts"}).rules
+    if stateless:
+        rules = tuple(rule for rule in rules if not rule.stateful)
     evaluator = Evaluator(rules, functions, engine)
-    stats = run_scan(iter_paths([str(p) for p in files]), evaluator,
-                     new_decider(evaluator, 900.0), lambda alert: None, EventIdMemory(3600.0))
+    store = open_store("memory://")
+    decider = new_decider(evaluator, 900.0, store)
+    if workers > 1:
+        stats = parallel_scan([str(p) for p in files], workers, evaluator, decider, store,
+                              lambda alert: None)
+    else:
+        stats = run_scan(iter_paths([str(p) for p in files]), evaluator, decider,
+                         lambda alert: None)
     return stats.events
 
 
@@ -102,10 +114,14 @@ def measure(mode: str, events: int, naive_events: int, engine: str) -> dict[str,
         count = _parse_only(files)
     elif mode.startswith("naive"):
         count = _naive(files, 200 if mode.endswith("200") else 0, naive_events)
-    else:  # scan-EXTRA
-        count = _scan(files, int(mode.split("-")[1]) if "-" in mode else 0, engine)
+    else:  # scan[-EXTRA][-stateless][-wN]
+        parts = mode.split("-")
+        extra = next((int(p) for p in parts[1:] if p.isdigit()), 0)
+        workers = next((int(p[1:]) for p in parts if p.startswith("w")), 1)
+        count = _scan(files, extra, engine, workers, "stateless" in parts)
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,  # a worker's, when forked
+               resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
     return {"events": count, "rate": count / elapsed, "rss_mb": peak}
 
 
@@ -144,6 +160,11 @@ def main() -> None:
         "(e) scan, pack, interpreted": _run("scan", args, "interpreted"),
         "(e) scan, pack + 1000 rules, compiled": _run("scan-1000", args, "compiled"),
         "(e) scan, pack + 1000 rules, interpreted": _run("scan-1000", args, "interpreted"),
+        "(f) scan, pack + 200, --workers 1": _run("scan-200", args, args.engine),
+        "(f) scan, pack + 200, --workers 2": _run("scan-200-w2", args, args.engine),
+        "(f) stateless pack + 200, --workers 1": _run("scan-200-stateless", args, args.engine),
+        "(f) stateless pack + 200, --workers 2": _run("scan-200-stateless-w2", args,
+                                                      args.engine),
     }
     parse = results["(a) parse only (gzip + orjson)"]["rate"]
     print(f"{args.events:,} events, median of {args.runs} runs (naive: 1 run of "
@@ -152,11 +173,14 @@ def main() -> None:
         print(f"{name:<45} {result['rate']:>10,.0f} events/s  {result['rate'] / parse:6.1%} "
               f"of (a)  peak RSS {result['rss_mb']:.0f} MB")
     b, b200, c, d = (result["rate"] for result in list(results.values())[1:5])
-    e_pack, e1000c, e1000i = (result["rate"] for result in list(results.values())[5:])
+    e_pack, e1000c, e1000i, f1, f2, s1, s2 = (r["rate"] for r in list(results.values())[5:])
     print(f"(c)/(a) = {c / parse:.2f}   (d)/(a) = {d / parse:.2f}   (d)/(b') = {d / b200:.1f}x   "
           f"(c)/(b) = {c / b:.1f}x")
     print(f"compiled/interpreted: pack {c / e_pack:.2f}x, pack + 1000 rules "
           f"{e1000c / e1000i:.2f}x")
+    print(f"--workers 2 / 1: pack + 200 {f2 / f1:.2f}x, stateless pack + 200 {s2 / s1:.2f}x; "
+          f"stateless pack + 200 on one core = {s1 / parse:.0%} of (a), "
+          f"{s1 / b200:.0f}x (b')")
 
 
 if __name__ == "__main__":
