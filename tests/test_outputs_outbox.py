@@ -14,6 +14,7 @@ from engine.outputs import Dispatcher, RetryPolicy, build_dispatcher
 from engine.outputs.basic import MemoryOutput
 from engine.outputs.outbox import Outbox, open_outbox
 from tests.support.delivery import make_alert, make_rule, no_proxy, write_config
+from tests.support.redis import no_redis
 
 __all__ = ["no_proxy"]
 FAST = RetryPolicy(max_attempts=2, base=0.01, cap=0.02, scale=0.01)
@@ -42,7 +43,7 @@ def _flush_redis() -> bool:
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "redis":
         if not _flush_redis():
-            pytest.skip("Redis is not running on 127.0.0.1:6379")
+            no_redis()
         yield REDIS_URL
         _flush_redis()
     else:

@@ -18,7 +18,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.state import BUCKET, PURGE_EVERY, Change, StateStore, open_store
-from tests.support.redis import REDIS_URL, empty_redis, ensure_redis, flush
+from tests.support.redis import REDIS_URL, empty_redis, ensure_redis, flush, no_redis
 from tests.support.state import copies, make_rule, read, scan, views
 
 BACKENDS = ["memory", "sqlite", "redis"]
@@ -34,7 +34,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
         if not ensure_redis():
-            pytest.skip("no Redis server available")
+            no_redis()
         flush()
         yield REDIS_URL
         flush()
