@@ -107,8 +107,10 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
 def measure(mode: str, events: int, naive_events: int, engine: str) -> dict[str, float]:
     """One measurement in this process: events/s and peak RSS (MB)."""
     from bench.streamgen import generate
+    from engine.scan import tune_gc
 
     files = generate(OUT / f"stream-{events}", events)
+    tune_gc()  # every mode, as `trailguard scan` runs: the baselines get the same help
     started = time.perf_counter()
     if mode == "parse":
         count = _parse_only(files)

@@ -105,10 +105,11 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.inputs import iter_paths
     from engine.parallel import list_files, parallel_scan
     from engine.report import Progress, summary
-    from engine.scan import run_scan
+    from engine.scan import run_scan, tune_gc
     from engine.setup import prepare, rules_of
     from engine.state import open_store
 
+    tune_gc()
     setup = prepare(args.config, args.rules)
     paths = _scan_paths(args.paths, setup.config.sources)
     ruleset = rules_of(setup)

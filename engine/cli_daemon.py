@@ -37,10 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     from engine.durations import parse_duration
     from engine.errors import StateError
     from engine.outputs import build_dispatcher
+    from engine.scan import tune_gc
     from engine.setup import prepare
     from engine.state import open_store
 
     logs.configure(json_lines=args.log_format == "json")
+    tune_gc()
     setup = prepare(args.config, args.rules)
     config = setup.config
     state_url = args.state or config.state or DEFAULT_STATE

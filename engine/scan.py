@@ -25,6 +25,23 @@ from engine.model import Alert
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 
+GC_THRESHOLD = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Collect the young generation every 50,000 allocations instead of 700.
+
+    Parsed records are acyclic, but a scan keeps tens of thousands of them alive (the reorder
+    buffer of stateful rules, the dedup memory), and every default young collection walks
+    them: measured here, a quarter of a pack scan's time went to the collector. With this
+    threshold the shipped pack scans 45% faster and its stateless rules 32%, at the same peak
+    RSS (bench/throughput.py).
+    """
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLD)
+
+
 SAMPLE_LIMIT = 20  # malformed origins listed in the summary; the count is always exact
 BATCH = 256  # records whose eventIDs are claimed together
 
