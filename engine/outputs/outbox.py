@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from engine.errors import ConfigError, StateError
+from engine.state.sqlite import immediate_transaction
 
 LEASE = 120.0  # seconds an owner keeps an entry between attempts; renewed at each attempt
 SENT_RETENTION = 14 * 86400.0  # how long a Slack thread stays the target of updates
@@ -276,13 +277,8 @@ class SqliteOutbox(Outbox):
     def _locked(self, output: str, alert_id: str) -> Iterator[None]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
+                with immediate_transaction(self._db):
                     yield
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise StateError(f"state {self.url}: {exc}") from None
 

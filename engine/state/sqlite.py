@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +116,8 @@ class SqliteStore(StateStore):
             self._cache.clear()
             self._expiry.clear()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[None]:
+        return immediate_transaction(self._db)
 
     def _write_back(self) -> None:
         self._db.executemany("INSERT OR IGNORE INTO event_ids (bucket, id) VALUES (?, ?)",
@@ -171,3 +164,16 @@ class SqliteStore(StateStore):
     def close(self) -> None:
         self.commit()
         self._db.close()
+
+
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error: the write lock is taken up front,
+    so two writers on one file wait for each other instead of failing at COMMIT."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
