@@ -221,36 +221,31 @@ def _hammer(url: str, key: str, times: int, barrier: Any, ids: list[str], out: A
     out.put(sum(new))
 
 
-def test_redis_updates_from_two_processes_are_atomic(redis_url: str) -> None:
-    """Two processes increment one value 300 times each and claim the same 500 eventIDs."""
-    url = redis_url
+def _two_processes(url: str, keys: list[str], times: int, ids: list[str]) -> int:
+    """Run `_hammer` in two processes released together; the eventIDs new to either."""
     context = multiprocessing.get_context("spawn")
     barrier, out = context.Barrier(2), context.Queue()
-    ids = [f"id-{n}" for n in range(500)]
-    workers = [context.Process(target=_hammer, args=(url, "counter", 300, barrier, ids, out))
-               for _ in range(2)]
+    workers = [context.Process(target=_hammer, args=(url, key, times, barrier, ids, out))
+               for key in keys]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
-    assert out.get(timeout=5) + out.get(timeout=5) == 500
-    with open_store(url) as store:
+    return int(out.get(timeout=5) + out.get(timeout=5))
+
+
+def test_redis_updates_from_two_processes_are_atomic(redis_url: str) -> None:
+    """Two processes increment one value 300 times each and claim the same 500 eventIDs."""
+    ids = [f"id-{n}" for n in range(500)]
+    assert _two_processes(redis_url, ["counter", "counter"], 300, ids) == 500
+    with open_store(redis_url) as store:
         assert store.get("counter") == {"n": 600}
 
 
 def test_redis_claims_split_event_ids_between_processes(redis_url: str) -> None:
     """Each eventID is new to exactly one of two processes claiming it at once."""
-    url = redis_url
-    context = multiprocessing.get_context("spawn")
-    barrier, out = context.Barrier(2), context.Queue()
     ids = [f"id-{n}" for n in range(2000)]
-    workers = [context.Process(target=_hammer, args=(url, f"c{n}", 0, barrier, ids, out))
-               for n in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    assert out.get(timeout=5) + out.get(timeout=5) == 2000
+    assert _two_processes(redis_url, ["c0", "c1"], 0, ids) == 2000
 
 
 def test_redis_stale_cache_is_corrected_by_compare_and_set(redis_url: str) -> None:
