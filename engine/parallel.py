@@ -156,7 +156,14 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     evaluator.errors.update(result.errors)
     for rule_id, message in result.first_error.items():
         evaluator.first_error.setdefault(rule_id, message)
-    repeats = store.seen_events([(r.get("eventID"), epoch) for r, epoch, _, _ in result.records])
+    # Each record's claim is preceded by the newest eventTime before it in its file, and the
+    # file's newest closes them: the store sees the eventTimes one process would have claimed.
+    claims: list[tuple[str | None, float | None]] = []
+    for record, epoch, before, _ in result.records:
+        claims += [(None, before if before > float("-inf") else None), (record.get("eventID"),
+                                                                       epoch)]
+    claims.append((None, result.last_epoch if result.last_epoch > float("-inf") else None))
+    repeats = store.seen_events(claims)[1::2]
     for (record, epoch, before, found), repeat in zip(result.records, repeats, strict=True):
         if repeat:
             stats.duplicates += 1

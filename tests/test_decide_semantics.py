@@ -88,6 +88,21 @@ def test_s03_event_ids_are_remembered_for_a_horizon_of_event_time(
     assert open_store("sqlite:///:memory:").event_id_horizon == 86400
 
 
+def test_s34_a_backfilled_record_is_remembered_from_its_arrival(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Old records read after newer ones (past the 1h horizon by their own eventTime) are
+    still recognised when repeated later in the same backfill."""
+    monkeypatch.setattr("engine.scan.BATCH", 1)
+    old = read(0)
+    records = [read(600), read(601, who="bob"), old, read(602), copy.deepcopy(old),
+               read(630), copy.deepcopy(old)]
+    alerts = scan([PLAIN], records)
+    assert [a.event_ids[0] for a in alerts].count(old["eventID"]) == 1
+    # a horizon past the newest eventTime before it, it is forgotten like any other
+    later = scan([PLAIN], [read(600), old, read(700), read(800), read(900), copy.deepcopy(old)])
+    assert [a.event_ids[0] for a in later].count(old["eventID"]) == 2
+
+
 def test_s04_copies_make_one_alert_listing_every_copy() -> None:
     """Three copies arriving out of order, among other records, make one alert with all ids."""
     trio = copies(0)

@@ -89,6 +89,22 @@ def test_store_forgets_event_ids_past_the_horizon_only(store: StateStore) -> Non
     assert store.seen_events([("old", T0), ("recent", T0 + 2 * BUCKET)]) == [False, True]
 
 
+def test_store_remembers_a_late_event_id_for_a_horizon_from_its_arrival(
+        store: StateStore) -> None:
+    """A record already past the horizon when it is claimed (old logs backfilled after new
+    ones) is still recognised when repeated, until the watermark is a horizon past the newest
+    eventTime claimed before it."""
+    now = T0 + 10 * BUCKET + store.event_id_horizon
+    store.advance(now)
+    assert store.seen_events([("recent", now), ("backfilled", T0)]) == [False, False]
+    store.commit()
+    store.purge(now + BUCKET / 2)
+    assert store.seen_events([("backfilled", T0)]) == [True]
+    store.advance(now + store.event_id_horizon + 2 * BUCKET)
+    store.purge(now + store.event_id_horizon + 2 * BUCKET)
+    assert store.seen_events([("backfilled", T0)]) == [False]
+
+
 # --- values ---
 
 def test_store_update_passes_none_for_a_missing_value(store: StateStore) -> None:

@@ -65,6 +65,7 @@ class StateStore(ABC):
     def __init__(self, url: str, event_id_horizon: float) -> None:
         self.url = url
         self.event_id_horizon = event_id_horizon
+        self.newest = float("-inf")  # the newest eventTime claimed (see id_cutoff)
         self._purged_at = float("-inf")
 
     @abstractmethod
@@ -122,8 +123,25 @@ class StateStore(ABC):
         self.close()
 
     def id_cutoff(self, watermark: float) -> int:
-        """The oldest eventID bucket still kept when the watermark is `watermark`."""
+        """The oldest eventID bucket still kept when the watermark is `watermark`.
+
+        An older bucket is kept too while it was written to late: a record already past the
+        horizon when it is claimed (old logs backfilled after new ones) is remembered until
+        the watermark is a horizon past the newest eventTime claimed before it, so its repeats
+        are still dropped. Each backend keeps, per such bucket, the bucket of that newest
+        eventTime (`late_mark`), and every claim's epoch moves `newest`, even without an
+        eventID: a caller that claims only some records passes the others' epochs that way.
+        """
         return int((watermark - self.event_id_horizon) // BUCKET)
+
+    def late_mark(self, bucket: int, epoch: float | None) -> int | None:
+        """Note `epoch` as claimed; for a new eventID in `bucket`, the mark to keep it by if
+        the bucket is already past the horizon (else None)."""
+        if epoch is not None and epoch > self.newest:
+            self.newest = epoch
+        if self.newest == float("-inf") or bucket >= self.id_cutoff(self.newest):
+            return None
+        return int(self.newest // BUCKET)
 
 
 def bucket_of(epoch: float | None, watermark: float) -> int:

@@ -21,6 +21,7 @@ class MemoryStore(StateStore):
     def __init__(self, url: str = "memory://", event_id_horizon: float = 3600.0) -> None:
         super().__init__(url, event_id_horizon)
         self._ids: dict[int, set[str]] = {}
+        self._late: dict[int, int] = {}  # buckets written past the horizon -> their late_mark
         self._values: dict[str, Any] = {}
         self._expiry: dict[str, float] = {}
         self._watermark = float("-inf")
@@ -29,7 +30,12 @@ class MemoryStore(StateStore):
         out = []
         append, buckets = out.append, self._ids
         fallback = bucket_of(None, self._watermark)
+        newest = self.newest
+        late_below = self.id_cutoff(newest) if newest > float("-inf") else -(1 << 62)
         for event_id, epoch in claims:  # the scan's hottest loop: kept flat on purpose
+            if epoch is not None and epoch > newest:
+                newest = epoch
+                late_below = int((newest - self.event_id_horizon) // BUCKET)
             if event_id is None:
                 append(False)
                 continue
@@ -42,6 +48,11 @@ class MemoryStore(StateStore):
             else:
                 ids.add(event_id)
                 append(False)
+                if bucket < late_below:  # see StateStore.id_cutoff
+                    mark = int(newest // BUCKET)
+                    if self._late.get(bucket, bucket) < mark:
+                        self._late[bucket] = mark
+        self.newest = newest
         return out
 
     def update(self, key: str, change: Update) -> Any:
@@ -62,9 +73,11 @@ class MemoryStore(StateStore):
         for key in expired:
             del self._values[key], self._expiry[key]
         cutoff = self.id_cutoff(watermark)
-        old = [bucket for bucket in self._ids if bucket < cutoff]
+        old = [bucket for bucket in self._ids
+               if bucket < cutoff and self._late.get(bucket, bucket) < cutoff]
         for bucket in old:
             del self._ids[bucket]
+            self._late.pop(bucket, None)
         return len(expired) + len(old)
 
     def stats(self) -> dict[str, int]:

@@ -31,7 +31,7 @@ from engine.state import Change, Claim, StateStore, Update, bucket_of
 
 PREFIX = "trailguard:"
 EXPIRY = PREFIX + "expiry"  # sorted set: value key -> expiry epoch
-ID_INDEX = PREFIX + "idx"  # sorted set: eventID bucket number -> itself
+ID_INDEX = PREFIX + "idx"  # sorted set: eventID bucket -> itself, or its latest late_mark
 WATERMARK = PREFIX + "watermark"
 CACHE_LIMIT = 200_000
 PURGE_BATCH = 1000
@@ -100,19 +100,28 @@ class RedisStore(StateStore):
         self._writes = itertools.count(1)
 
     def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
-        keys, ids, new_buckets = [], [], {}
+        keys, ids, marks, new_buckets = [], [], [], {}
         for event_id, epoch in claims:
-            if event_id is not None:
-                bucket = bucket_of(epoch, self._watermark)
-                if bucket not in self._buckets:
-                    self._buckets.add(bucket)
-                    new_buckets[str(bucket)] = bucket
-                keys.append(f"{PREFIX}ids:{bucket}")
-                ids.append(event_id)
+            if event_id is None:
+                self.late_mark(0, epoch)
+                continue
+            bucket = bucket_of(epoch, self._watermark)
+            mark = self.late_mark(bucket, epoch)
+            if mark is None and bucket not in self._buckets:
+                self._buckets.add(bucket)
+                new_buckets[str(bucket)] = bucket
+            keys.append(f"{PREFIX}ids:{bucket}")
+            ids.append(event_id)
+            marks.append((str(bucket), mark))
         if new_buckets:
-            self._run(self._redis.zadd, ID_INDEX, new_buckets)
-        added = iter(self._run(self._claim, keys=keys, args=ids) if ids else [])
-        return [False if event_id is None else not next(added) for event_id, _ in claims]
+            self._run(self._redis.zadd, ID_INDEX, new_buckets, gt=True)
+        added = self._run(self._claim, keys=keys, args=ids) if ids else []
+        late = {bucket: mark for (bucket, mark), new in zip(marks, added, strict=True)
+                if new and mark is not None}
+        if late:  # kept until the watermark is a horizon past the mark, not past the bucket
+            self._run(self._redis.zadd, ID_INDEX, late, gt=True)
+        fresh = iter(added)
+        return [False if event_id is None else not next(fresh) for event_id, _ in claims]
 
     def update(self, key: str, change: Update) -> Any:
         return self.update_many([(key, change)])[0]

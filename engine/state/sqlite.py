@@ -30,6 +30,7 @@ CACHE_LIMIT = 200_000  # cached values before the cache is written back and empt
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS event_ids (
     bucket INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bucket, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS late_buckets (bucket INTEGER PRIMARY KEY, mark INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value REAL NOT NULL);
@@ -59,21 +60,26 @@ class SqliteStore(StateStore):
         self._expiry: dict[str, float] = {}
         self._dirty: set[str] = set()
         self._new_ids: dict[int, set[str]] = {}
+        self._late: dict[int, int] = {}  # buckets written past the horizon -> their late_mark
         self._pending = 0
 
     def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
         out = []
         for event_id, epoch in claims:
             if event_id is None:
+                self.late_mark(0, epoch)
                 out.append(False)
                 continue
             bucket = bucket_of(epoch, self._watermark)
+            mark = self.late_mark(bucket, epoch)
             fresh = self._new_ids.setdefault(bucket, set())
             if event_id in fresh or self._stored(bucket, event_id):
                 out.append(True)
             else:
                 fresh.add(event_id)
                 out.append(False)
+                if mark is not None:
+                    self._late[bucket] = max(self._late.get(bucket, mark), mark)
         self._count(len(claims))
         return out
 
@@ -123,6 +129,10 @@ class SqliteStore(StateStore):
         self._db.executemany("INSERT OR IGNORE INTO event_ids (bucket, id) VALUES (?, ?)",
                              ((b, i) for b, ids in self._new_ids.items() for i in ids))
         self._new_ids.clear()
+        self._db.executemany(
+            "INSERT INTO late_buckets (bucket, mark) VALUES (?, ?) ON CONFLICT (bucket) "
+            "DO UPDATE SET mark = max(mark, excluded.mark)", self._late.items())
+        self._late.clear()
         gone = [(k,) for k in self._dirty if self._cache.get(k) is None]
         kept = [(k, orjson.dumps(self._cache[k]), self._expiry[k])
                 for k in self._dirty if self._cache.get(k) is not None]
@@ -143,8 +153,10 @@ class SqliteStore(StateStore):
                 self._write_back()  # first: a deletion still in the cache must reach the file
                 stored = self._db.execute("DELETE FROM kv WHERE expires < ? RETURNING key",
                                           (watermark,)).fetchall()
-                ids = self._db.execute("DELETE FROM event_ids WHERE bucket < ?",
-                                       (cutoff,)).rowcount
+                ids = self._db.execute(
+                    "DELETE FROM event_ids WHERE bucket < ? AND bucket NOT IN "
+                    "(SELECT bucket FROM late_buckets WHERE mark >= ?)", (cutoff, cutoff)).rowcount
+                self._db.execute("DELETE FROM late_buckets WHERE mark < ?", (cutoff,))
         except sqlite3.Error as exc:
             raise StateError(f"state {self.url}: {exc}") from exc
         self._pending = 0
