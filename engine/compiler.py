@@ -84,6 +84,7 @@ _INLINABLE = frozenset(
     {"contains", "starts_with", "ends_with", "length", "not_null", "to_string", "keys",
      "values", "type"}
 )
+_BOOLEAN = frozenset({"contains", "starts_with", "ends_with"})  # stock ones return a bool
 _ARITY = {"length": 1, "to_string": 1, "keys": 1, "values": 1, "type": 1,
           "contains": 2, "starts_with": 2, "ends_with": 2}
 
@@ -96,6 +97,20 @@ def compile_expression(parsed: dict, functions: jmespath.functions.Functions) ->
         return _Generator(functions, interpreter).build(parsed)
     except (RecursionError, MemoryError, SyntaxError):  # SyntaxError covers IndentationError
         return _interpreted(parsed, interpreter)
+
+
+def compile_bucket(conditions: list[Node], functions: jmespath.functions.Functions
+                   ) -> Callable[[dict[str, Any]], int]:
+    """One function evaluating every condition on a record (a dict); bit i of its result is
+    set when condition i is truthy.
+
+    The evaluator builds one per (eventSource, eventName) bucket, from the bucket's candidate
+    conditions specialised for it. One call instead of one per rule, and the record fields
+    that several conditions read are looked up once, at the top. If any condition raises, the
+    whole call raises and the caller evaluates the conditions one by one to isolate it.
+    """
+    interpreter = TreeInterpreter(Options(custom_functions=functions))
+    return _Generator(functions, interpreter).build_bucket(conditions)
 
 
 def source_of(evaluator: Evaluator) -> str | None:
@@ -224,11 +239,16 @@ class _Generator:
         self._body = _Body()
         self._count = 0
         self._depth = 0
+        self._bools: set[str] = set()  # names that always hold a bool: truthiness is itself
+        self._dicts: set[str] = set()  # names that always hold a dict
+        self._hoisted: dict[tuple[str, str], str] = {}  # (src, key) -> name set at the top
 
     # -- driver --
 
     def build(self, root: Node) -> Evaluator:
-        name = self._function(root)
+        return self._finish(self._function(root))
+
+    def _finish(self, name: str) -> Any:
         source = "\n\n".join(self._definitions) + "\n"
         exec(compile(source, "<jmespath-compiled>", "exec"), self._namespace)
         for adapter, node, body in self._exprefs:
@@ -237,6 +257,46 @@ class _Generator:
         evaluator = self._namespace[name]
         evaluator._jmespath_source = source
         return evaluator
+
+    def build_bucket(self, conditions: list[Node]) -> Callable[[dict[str, Any]], int]:
+        name = self._name("_bucket")
+        self._body = _Body()
+        self._dicts.add("r")  # the record; `d` is left to &expref bodies, of any type
+        self._emit("m = 0")
+        self._hoist(conditions)
+        for bit, condition in enumerate(conditions):
+            result = self._gen(condition, "r")
+            with self._block(f"if {self._truthy(result)}:"):
+                self._emit(f"m |= {1 << bit}")
+        self._emit("return m")
+        self._definitions.append(f"def {name}(r):\n" + "\n".join(self._body.lines))
+        return self._finish(name)
+
+    def _hoist(self, conditions: list[Node]) -> None:
+        """Look up, once and first, the record fields that two or more conditions read.
+
+        Field access never raises, so reading a field early that a condition's
+        short-circuit would have skipped changes no result."""
+        from engine.expressions import root_field_paths
+
+        readers: dict[tuple[str, ...], int] = {}
+        for condition in conditions:
+            for prefix in {path[:n] for path in root_field_paths(condition)
+                           for n in range(1, len(path) + 1)}:
+                readers[prefix] = readers.get(prefix, 0) + 1
+        names = {(): "r"}
+        for prefix in sorted(readers, key=len):
+            if readers[prefix] < 2:
+                continue
+            src, key = names[prefix[:-1]], prefix[-1]
+            names[prefix] = self._gen_field({"type": "field", "value": key}, src)
+            self._hoisted[(src, key)] = names[prefix]
+
+    def _truthy(self, code: str) -> str:
+        return code if code in self._bools else _is_true(code)
+
+    def _falsy(self, code: str) -> str:
+        return f"not {code}" if code in self._bools else _is_false(code)
 
     def _function(self, node: Node) -> str:
         name, outer = self._name("_jp"), self._body
@@ -310,7 +370,12 @@ class _Generator:
         return self._assign(repr(value) if plain else self._const(value))
 
     def _gen_field(self, node: Node, src: str) -> str:
+        hoisted = self._hoisted.get((src, node["value"]))
+        if hoisted is not None:
+            return hoisted
         key = repr(node["value"])
+        if src in self._dicts:
+            return self._assign(f"{src}.get({key})")
         return self._assign(f"{src}.get({key}) if type({src}) is dict else _field({src}, {key})")
 
     def _gen_subexpression(self, node: Node, src: str) -> str:
@@ -386,7 +451,7 @@ class _Generator:
                 self._append(result, right, element)
                 return
             matched = self._gen(condition, element)
-            with self._block(f"if {_is_true(matched)}:"):
+            with self._block(f"if {self._truthy(matched)}:"):
                 self._append(result, right, element)
 
     def _append(self, result: str, right: Node, element: str) -> None:
@@ -436,24 +501,41 @@ class _Generator:
     # -- boolean logic --
 
     def _gen_or_expression(self, node: Node, src: str) -> str:
-        return self._chain(node, src, _is_false)
+        return self._chain(node, src, conjunction=False)
 
     def _gen_and_expression(self, node: Node, src: str) -> str:
-        return self._chain(node, src, _is_true)
+        return self._chain(node, src, conjunction=True)
 
-    def _chain(self, node: Node, src: str, go_on: Callable[[str], str]) -> str:
+    def _chain(self, node: Node, src: str, conjunction: bool) -> str:
         """``a || b || c`` parses as ``(a || b) || c``; emit it flat, not nested, as
         ``r = a; if falsy(r): r = b; if falsy(r): r = c`` (and truthy for ``&&``)."""
         first, rest = _left_spine(node)
-        result = self._assign(self._gen(first, src))
+        first_value = self._gen(first, src)
+        result = self._assign(first_value)
+        bools = first_value in self._bools  # so far, `result` has only held bools
         for right in rest:
-            with self._block(f"if {go_on(result)}:"):
-                self._emit(f"{result} = {self._gen(right, src)}")
+            if bools:
+                self._bools.add(result)
+            go_on = self._truthy(result) if conjunction else self._falsy(result)
+            self._bools.discard(result)
+            with self._block(f"if {go_on}:"):
+                value = self._gen(right, src)
+                self._emit(f"{result} = {value}")
+            bools = bools and value in self._bools
+        if bools:
+            self._bools.add(result)
         return result
 
     def _gen_not_expression(self, node: Node, src: str) -> str:
         x = self._gen(node["children"][0], src)
-        return self._assign(f"{x} is False or {x} is None or ({x} is not True and _not({x}))")
+        if x in self._bools:
+            return self._bool(f"not {x}")
+        return self._bool(f"{x} is False or {x} is None or ({x} is not True and _not({x}))")
+
+    def _bool(self, code: str) -> str:
+        name = self._assign(code)
+        self._bools.add(name)
+        return name
 
     def _gen_comparator(self, node: Node, src: str) -> str:
         op = node["value"]
@@ -463,8 +545,10 @@ class _Generator:
         left, right = self._operand(left_node, src), self._operand(right_node, src)
         if op in ("eq", "ne"):
             plain = _plain_literal(left_node) or _plain_literal(right_node)
-            equal = f"{left} == {right}" if plain else f"_equals({left}, {right})"
-            return self._assign(equal if op == "eq" else f"not ({equal})")
+            # `_equals` only differs from `==` for 0/1 against a bool: not for a string.
+            equal = f"{left} == {right}" if plain else (
+                f"({left} == {right}) if type({left}) is str else _equals({left}, {right})")
+            return self._bool(equal if op == "eq" else f"not ({equal})")
         checks = [f"type({code}) in _ORDERED" for code, child in ((left, left_node),
                   (right, right_node)) if not _ordered_literal(child)]
         compare = f"{left} {_COMPARATORS[op]} {right}"
@@ -487,6 +571,8 @@ class _Generator:
         generic = f"_fns.call_function({name!r}, [{', '.join(args)}])"
         if name not in self._fast:
             return self._assign(generic)
+        if name in _BOOLEAN:
+            return self._bool(_inline_call(name, args, generic))
         return self._assign(_inline_call(name, args, generic))
 
     def _gen_expref(self, node: Node, src: str) -> str:

@@ -6,6 +6,10 @@ Two choices make this fast and safe:
 - Rules are indexed by the `eventSource`/`eventName` values their condition requires (derived
   from the syntax tree by engine.expressions), so a `ReadFromRepository` record is evaluated
   only by the few rules that can match it. Candidate lists are cached per (source, name).
+- With the compiled engine, each (source, name) bucket gets one generated function for all its
+  candidates, their conditions specialised for that source and name (engine.specialise): the
+  re-tests of the two indexed fields fold away, so do rules that cannot match there, and the
+  fields several conditions read are looked up once (engine.compiler.compile_bucket).
 
 A rule that raises on a record (e.g. `length(null)`) is counted and treated as no match; the
 other rules still run. The first error of each rule is kept, with the record's eventID, so
@@ -26,6 +30,12 @@ from jmespath.visitor import Options, TreeInterpreter
 from engine import expressions
 from engine.model import Match, Record, Rule
 from engine.rules import SUMMARY_FIELD
+from engine.specialise import Specialiser
+
+try:
+    from engine.compiler import compile_bucket as _compile_bucket
+except ImportError:  # the compiler is optional; the interpreter is the reference
+    _compile_bucket = None  # type: ignore[assignment]
 
 Compiled = Callable[[Any], Any]
 SummaryPart = str | Compiled
@@ -125,9 +135,16 @@ class Evaluator:
         self.first_error: dict[str, str] = {}
         self.matches: Counter[str] = Counter()
         self._candidates: dict[tuple[Any, Any], tuple[CompiledRule, ...]] = {}
+        self._buckets: dict[tuple[Any, Any], _Bucket] = {}
+        self._bucket_code: dict[bytes, Callable[[Record], int]] = {}
+        self._fused = engine == "compiled" and _compile_bucket is not None
+        self._specialiser = Specialiser(functions)
+        self._functions = functions
 
     def candidates(self, record: Record) -> tuple[CompiledRule, ...]:
-        key = (record.get("eventSource"), record.get("eventName"))
+        return self._candidates_for(_bucket_key(record))
+
+    def _candidates_for(self, key: tuple[Any, Any]) -> tuple[CompiledRule, ...]:
         found = self._candidates.get(key)
         if found is None:
             if len(self._candidates) >= _CACHE_LIMIT:
@@ -140,16 +157,29 @@ class Evaluator:
     def evaluate(self, record: Record) -> list[Match]:
         """The matches of `record`: one pass over its candidate rules.
 
-        The common case (no rule raises) runs the predicates in one comprehension; a record on
-        which a rule raises is evaluated again rule by rule, so only that rule loses it.
+        The common case (no rule raises) runs the bucket's one function (or, interpreted, the
+        predicates in one comprehension); a record on which a rule raises is evaluated again
+        rule by rule, so only that rule loses it.
         """
-        candidates = self.candidates(record)
-        try:
-            hits = [c for c in candidates if truthy(c.predicate(record))]
-        except Exception:
-            hits = self._isolated(record, candidates)
-        if not hits:
-            return _NO_MATCHES
+        if self._fused:
+            key = _bucket_key(record)
+            bucket = self._buckets.get(key) or self._bucket(key)
+            try:
+                mask = bucket.run(record)
+            except Exception:
+                hits = self._isolated(record, bucket.rules, bucket.predicates())
+            else:
+                if not mask:
+                    return _NO_MATCHES
+                hits = bucket.hits(mask)
+        else:
+            candidates = self._candidates_for(_bucket_key(record))
+            try:
+                hits = [c for c in candidates if truthy(c.predicate(record))]
+            except Exception:
+                hits = self._isolated(record, candidates)
+            if not hits:
+                return _NO_MATCHES
         matches = []
         for compiled in hits:
             try:
@@ -161,11 +191,36 @@ class Evaluator:
             matches.append(Match(compiled.rule, record, group_key))
         return matches
 
-    def _isolated(self, record: Record, candidates: tuple[CompiledRule, ...]) -> list[CompiledRule]:
+    def _bucket(self, key: tuple[Any, Any]) -> _Bucket:
+        """Specialise the candidates for `key`, drop those that fold to false, and compile
+        the rest into one function (shared by buckets whose specialised conditions are equal,
+        as most are for event names no rule names)."""
+        if len(self._buckets) >= _CACHE_LIMIT:
+            self._buckets.clear()
+            self._bucket_code.clear()
+        known = {name: value for name, value in zip(expressions.INDEXED_FIELDS, key, strict=True)
+                 if value is not None}
+        kept: list[tuple[CompiledRule, Any]] = []
+        for compiled in self._candidates_for(key):
+            tree = self._specialiser.specialise(expressions.parse(compiled.rule.condition), known)
+            if tree["type"] != "literal" or truthy(tree["value"]):
+                kept.append((compiled, tree))
+        trees = [tree for _, tree in kept]
+        code_key = orjson.dumps(trees)
+        run = self._bucket_code.get(code_key)
+        if run is None:
+            run = self._bucket_code[code_key] = _compile_bucket(trees, self._functions)
+        bucket = self._buckets[key] = _Bucket(tuple(c for c, _ in kept), tuple(trees), run,
+                                              self._functions)
+        return bucket
+
+    def _isolated(self, record: Record, candidates: tuple[CompiledRule, ...],
+                  predicates: tuple[Compiled, ...] | None = None) -> list[CompiledRule]:
         hits = []
-        for compiled in candidates:
+        for n, compiled in enumerate(candidates):
+            predicate = compiled.predicate if predicates is None else predicates[n]
             try:
-                if truthy(compiled.predicate(record)):
+                if truthy(predicate(record)):
                     hits.append(compiled)
             except Exception as exc:  # isolate the rule: count, remember, carry on
                 self._record_error(compiled.rule, record, exc)
@@ -193,6 +248,42 @@ def truthy(value: Any) -> bool:
 
 
 _NO_MATCHES: list[Match] = []  # returned for most records; never mutated
+
+
+class _Bucket:
+    """The rules that can match one (eventSource, eventName) and the one function that
+    evaluates them; `run(record)` has bit i set when `rules[i]` matches."""
+
+    __slots__ = ("_by_mask", "_functions", "_predicates", "rules", "run", "trees")
+
+    def __init__(self, rules: tuple[CompiledRule, ...], trees: tuple[Any, ...],
+                 run: Callable[[Record], int], functions: jmespath.functions.Functions) -> None:
+        self.rules, self.trees, self.run = rules, trees, run
+        self._functions = functions
+        self._by_mask: dict[int, list[CompiledRule]] = {}
+        self._predicates: tuple[Compiled, ...] | None = None
+
+    def hits(self, mask: int) -> list[CompiledRule]:
+        found = self._by_mask.get(mask)
+        if found is None:
+            found = self._by_mask[mask] = [
+                rule for bit, rule in enumerate(self.rules) if mask >> bit & 1]
+        return found
+
+    def predicates(self) -> tuple[Compiled, ...]:
+        """Each specialised condition on its own, compiled the first time a record raises."""
+        if self._predicates is None:
+            from engine.compiler import compile_expression as to_python
+
+            self._predicates = tuple(to_python(tree, self._functions) for tree in self.trees)
+        return self._predicates
+
+
+def _bucket_key(record: Record) -> tuple[Any, Any]:
+    """(eventSource, eventName), each None unless a string: a list or number cannot satisfy
+    an index entry (they are strings), and only strings are substituted into conditions."""
+    source, name = record.get("eventSource"), record.get("eventName")
+    return (source if type(source) is str else None, name if type(name) is str else None)
 
 
 def _can_match(requires: dict[str, frozenset[str]], key: tuple[Any, Any]) -> bool:
