@@ -15,6 +15,17 @@ the StateStore owns *where*. Two modes:
 
 A rule with no dedup, threshold or first_seen costs no store access for a record without
 `sharedEventID`: it cannot have copies, and exact repeats were dropped before evaluation.
+
+The threshold lane (scan mode, on a store only this process writes): a threshold group
+whose matches have not reached the count holds nothing but its pending matches, and a rule
+such as codeartifact-mass-download puts nearly every record there. The lane keeps those
+groups in process: a match is appended to its group's list (no reorder heap, no store), and
+when the watermark passes it the group's list is sorted and counted into the same pending
+list the store would hold, with a few list operations per match. The moment a match would
+complete a run (or anything unusual happens to a group: a late match, an insertion before
+its newest match), the group is written to the store exactly as the general path would have
+left it and the general path takes over that group from that match on. A test decides
+random streams both ways and compares every alert.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ import hashlib
 import heapq
 import itertools
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +44,7 @@ import orjson
 from engine.evaluator import Compiled, CompiledRule, Evaluator
 from engine.eventtime import event_epoch, iso, now_iso
 from engine.model import Alert, Match, Record, Rule, alert_id_for
-from engine.state import StateStore, Update, open_store
+from engine.state import Change, StateStore, Update, open_store
 from engine.state import windows as win
 from engine.state.windows import Hit, Policy
 
@@ -58,7 +70,7 @@ class Decider:
     """Turns matches into alerts, in `scan` or `live` mode, with state in `store`."""
 
     def __init__(self, plans: dict[str, Plan], store: StateStore, allowed_lateness: float,
-                 mode: str = "scan") -> None:
+                 mode: str = "scan", lane: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.plans = plans
@@ -70,8 +82,20 @@ class Decider:
         self.late = 0  # matches decided after the lateness had passed them
         self._reported = float("-inf")
         self._released = float("-inf")
-        self._buffer: list[tuple[float, str, int, Match]] = []
-        self._closing: list[tuple[float, int, str, str]] = []
+        self._buffer: list[tuple[float, str, str, int, Match]] = []
+        self._closing: list[tuple[float, str, str]] = []  # (end, alert_id, key)
+        # The threshold lane: its rules; per group, the matches waiting (as in _buffer) and
+        # the pending matches counted so far (as the store holds them); when each group is
+        # next due; and the groups the general path has taken over.
+        self._lane_rules = frozenset(
+            rule_id for rule_id, plan in plans.items()
+            if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None)
+        self._waiting: dict[str, list[tuple[float, str, str, int, Match]]] = {}
+        self._lane: dict[str, list[list[Any]]] = {}
+        self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
+        self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
+        self._general: set[str] = set()
+        self._lane_purged = float("-inf")
         self._tracked: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], None] = {}
         self._learn: dict[str, float] = {}
@@ -95,8 +119,14 @@ class Decider:
             due = self._release()
         if clock - self._reported >= REPORT_EVERY:
             self._reported = clock
-            self.store.advance(min(clock, self._buffer[0][0]) if self._buffer else clock)
+            self.store.advance(min(clock, self._oldest_waiting()))
+            if self.store.purged_at > self._lane_purged:
+                self._purge_lane(self.store.purged_at)
         return due
+
+    def _oldest_waiting(self) -> float:
+        oldest = self._buffer[0][0] if self._buffer else math.inf
+        return min(oldest, self._lane_due[0][0]) if self._lane_due else oldest
 
     def offer(self, match: Match) -> list[Alert]:
         """Take one match; return the alerts that are due now."""
@@ -104,21 +134,37 @@ class Decider:
         due = self.advance(t)
         if self.live:
             return due + self._decide([(match, t)])
+        rule_id = match.rule.id
         if t < self.watermark - self.allowed_lateness:
             self.late += 1  # decided at once, after what waited in the buffer
-            return due + self._release() + self._decide([(match, t)]) + self._release()
+            due = due + self._release()
+            if rule_id in self._lane_rules:
+                self._to_general(_lane_key(rule_id, match.group_key))
+            return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
-        heapq.heappush(self._buffer, (t, _order(match.record), next(self._seq), match))
+        call, event_id = _order(match.record)
+        if rule_id in self._lane_rules:
+            key = _lane_key(rule_id, match.group_key)
+            waiting = self._waiting.get(key)
+            if waiting is None and key not in self._general:
+                waiting = self._open_lane(key)
+            if waiting is not None:
+                if t < self._due_at.get(key, math.inf):  # the group is due by its oldest
+                    self._due_at[key] = t
+                    heapq.heappush(self._lane_due, (t, key))
+                waiting.append((t, call, event_id, next(self._seq), match))
+                return due
+        heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
 
     def flush(self) -> list[Alert]:
         """scan: the end of the input closes every window. live: the updates due now."""
         out = []
         if not self.live:
-            items = []
-            while self._buffer:
-                t, _, _, match = heapq.heappop(self._buffer)
-                items.append((match, t))
+            items = self._take(math.inf)
+            for key in list(self._lane):  # the store holds what the general path would have
+                self._to_general(key)
+            self._general.clear()
             out.extend(self._decide(items))
             out.extend(self._close(math.inf))
         else:
@@ -142,25 +188,130 @@ class Decider:
         each batch on a shared store), or a minute of event time has passed."""
         if self._closing and self._closing[0][0] < clock:
             return True
-        buffer = self._buffer
-        return bool(buffer) and buffer[0][0] < clock and (
-            len(buffer) >= BATCH or clock - self._released >= RELEASE_EVERY)
+        if self._oldest_waiting() >= clock:
+            return False
+        return len(self._buffer) >= BATCH or clock - self._released >= RELEASE_EVERY
 
     def _release(self) -> list[Alert]:
         clock = self._released = self.watermark - self.allowed_lateness
-        buffer, items = self._buffer, []
-        while buffer and buffer[0][0] < clock:
-            t, _, _, match = heapq.heappop(buffer)
-            items.append((match, t))
+        items = self._take(clock)
         out = self._decide(items) if items else []
         if self._closing and self._closing[0][0] < clock:
             out.extend(self._close(clock))
         return out
 
+    def _take(self, clock: float) -> list[tuple[Match, float]]:
+        """The waiting matches older than `clock`, in (eventTime, call, eventID) order, for
+        `_decide`; lane groups count theirs first (a group handed over adds its own to the
+        general buffer, in order)."""
+        due, due_at = self._lane_due, self._due_at
+        while due and due[0][0] < clock:
+            when, key = heapq.heappop(due)
+            if due_at.get(key) == when:
+                del due_at[key]
+                self._settle(key, clock)
+        buffer, items = self._buffer, []
+        while buffer and buffer[0][0] < clock:
+            t, _, _, _, match = heapq.heappop(buffer)
+            items.append((match, t))
+        return items
+
+    def _open_lane(self, key: str) -> list[tuple[float, str, str, int, Match]] | None:
+        """A group's first match in this run: a lane group, unless the store holds it (an
+        earlier run's state, on a persistent store), which the general path continues."""
+        if self.store.get(key) is not None:
+            self._general.add(key)
+            return None
+        self._lane[key] = []
+        waiting: list[tuple[float, str, str, int, Match]] = []
+        self._waiting[key] = waiting
+        return waiting
+
+    def _settle(self, key: str, clock: float) -> None:
+        """Count, in order, a lane group's waiting matches older than `clock`."""
+        waiting = self._waiting.get(key)
+        if not waiting or key in self._general:
+            return
+        waiting.sort()
+        if waiting[-1][0] < clock:
+            ready, later = waiting, []
+        else:
+            split = bisect_left(waiting, clock, key=_entry_time)
+            ready, later = waiting[:split], waiting[split:]
+        pending = self._lane[key]
+        for n, (t, _, _, _, match) in enumerate(ready):
+            if not self._count_in_lane(pending, match, t):
+                self._waiting[key] = ready[n:] + later
+                self._to_general(key)
+                return
+        self._waiting[key] = later
+        if later:
+            self._due_at[key] = later[0][0]
+            heapq.heappush(self._lane_due, (later[0][0], key))
+
+    def _count_in_lane(self, pending: list[list[Any]], match: Match, t: float) -> bool:
+        """Count `match` in its group's pending list, as windows._count would; False when
+        that would not be a plain count (the general path must decide it)."""
+        policy = self.plans[match.rule.id].policy
+        if pending and pending[0][0] + policy.window + policy.keep < t:
+            del pending[:bisect_right(pending, t - policy.window - policy.keep,
+                                      key=_entry_time)]  # windows._prune
+        record = match.record
+        call = record.get("sharedEventID")
+        call = call if isinstance(call, str) and call else None
+        if call is not None:
+            for entry in pending:
+                if entry[1] == call:  # a copy of a counted call: list it, count it once
+                    _list_new(entry[2], record.get("eventID"))
+                    _list_new(entry[3], record.get("recipientAccountId"))
+                    return True
+        count = policy.count
+        if (pending and (pending[-1][0], pending[-1][1] or "") > (t, call or "")) or (
+                len(pending) >= count - 1 and t - pending[len(pending) + 1 - count][0]
+                < policy.window):
+            return False  # an insertion before the newest, or a run completes
+        event_id, account = record.get("eventID"), record.get("recipientAccountId")
+        pending.append([t, call, [event_id] if isinstance(event_id, str) and event_id else [],
+                        [account] if isinstance(account, str) and account else []])
+        if pending[0][0] <= t - policy.window:
+            del pending[:bisect_right(pending, t - policy.window, key=_entry_time)]
+        return True
+
+    def _to_general(self, key: str) -> None:
+        """Hand a lane group to the general path: its waiting matches go to the general
+        buffer, its pending ones to the store as windows.grouped would have left them
+        (unless the store would already have purged them)."""
+        self._general.add(key)
+        self._due_at.pop(key, None)
+        for item in self._waiting.pop(key, ()):
+            heapq.heappush(self._buffer, item)
+        pending = self._lane.pop(key, None)
+        if not pending:
+            return
+        policy = self.plans[key.split("\x1f", 2)[1]].policy
+        expires = pending[-1][0] + policy.window + policy.keep
+        if expires < self.store.purged_at:
+            return
+        value = {"p": pending, "w": [], "X": expires}
+        self.store.update(key, lambda _: Change(value, expires, None))
+
+    def _purge_lane(self, watermark: float) -> None:
+        """Forget lane groups the store would have purged at `watermark`."""
+        self._lane_purged = watermark
+        gone = []
+        for key, pending in self._lane.items():
+            if self._waiting[key]:
+                continue
+            policy = self.plans[key.split("\x1f", 2)[1]].policy
+            if not pending or pending[-1][0] + policy.window + policy.keep < watermark:
+                gone.append(key)
+        for key in gone:
+            del self._lane[key], self._waiting[key]
+
     def _close(self, clock: float) -> list[Alert]:
         due = []
         while self._closing and self._closing[0][0] < clock:
-            _, _, key, alert_id = heapq.heappop(self._closing)
+            _, alert_id, key = heapq.heappop(self._closing)
             self._tracked.discard((key, alert_id))
             due.append((key, alert_id))
         return self._claim(due)
@@ -220,7 +371,7 @@ class Decider:
             return []
         if (key, alert_id) not in self._tracked:
             self._tracked.add((key, alert_id))
-            heapq.heappush(self._closing, (end, next(self._seq), key, alert_id))
+            heapq.heappush(self._closing, (end, alert_id, key))
         return []
 
     def _new_values_only(self, hits: list[tuple[Plan, Hit]]) -> list[tuple[Plan, Hit]]:
@@ -258,9 +409,24 @@ class Decider:
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
 
 
-def _order(record: Record) -> str:
+def _order(record: Record) -> tuple[str, str]:
     """Ties in eventTime are decided in one fixed order: by call, then by eventID."""
-    return f"{record.get('sharedEventID') or ''}\x1f{record.get('eventID') or ''}"
+    call, event_id = record.get("sharedEventID"), record.get("eventID")
+    return (call if type(call) is str else "" if call is None else str(call),
+            event_id if type(event_id) is str else "" if event_id is None else str(event_id))
+
+
+def _lane_key(rule_id: str, group: str | None) -> str:
+    return f"w\x1f{rule_id}\x1f{group}"  # the key _decide_batch gives the group
+
+
+def _entry_time(entry: list[Any]) -> float:
+    return entry[0]
+
+
+def _list_new(items: list[str], item: Any) -> None:
+    if isinstance(item, str) and item not in items:
+        items.append(item)
 
 
 def _hit(match: Match, t: float, summarise: Callable[[Record], str]) -> Hit:
@@ -312,7 +478,7 @@ def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) ->
 
 
 def new_decider(evaluator: Evaluator, allowed_lateness: float, store: StateStore | None = None,
-                mode: str = "scan") -> Decider:
+                mode: str = "scan", lane: bool = True) -> Decider:
     """The decider for a rule set; the one place that chooses how alerts are decided.
 
     `store` defaults to a fresh memory store. Its eventID memory is made to last at least as
@@ -322,4 +488,4 @@ def new_decider(evaluator: Evaluator, allowed_lateness: float, store: StateStore
     store.event_id_horizon = max(store.event_id_horizon, allowed_lateness)
     in_order = mode == "scan" and not store.shared
     plans = {c.rule.id: plan_for(c, allowed_lateness, in_order) for c in evaluator.rules}
-    return Decider(plans, store, allowed_lateness, mode)
+    return Decider(plans, store, allowed_lateness, mode, lane=in_order and lane)

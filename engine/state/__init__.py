@@ -87,6 +87,11 @@ class StateStore(ABC):
     _watermark: float = float("-inf")
 
     @property
+    def purged_at(self) -> float:
+        """The watermark of the last purge: values that expired before it are gone."""
+        return self._purged_at
+
+    @property
     def watermark(self) -> float:
         """The newest eventTime any user of this store has reported (persisted)."""
         return self._watermark
