@@ -69,9 +69,13 @@ class CompiledRule:
     requires: dict[str, frozenset[str]]
 
     def group_key(self, record: Record) -> str | None:
-        if not self.group_by:
+        group_by = self.group_by
+        if not group_by:
             return None
-        return "|".join(_text(part(record)) for part in self.group_by)
+        if len(group_by) == 1:  # the usual case (a principal): no generator, no join
+            value = group_by[0](record)
+            return value if type(value) is str else _text(value)
+        return "|".join(_text(part(record)) for part in group_by)
 
     def render_summary(self, record: Record) -> str:
         if not self.summary:
@@ -181,14 +185,16 @@ class Evaluator:
             if not hits:
                 return _NO_MATCHES
         matches = []
+        counts = self.matches
         for compiled in hits:
             try:
-                group_key = compiled.group_key(record)
+                group_key = compiled.group_key(record) if compiled.group_by else None
             except Exception as exc:
                 self._record_error(compiled.rule, record, exc)
                 continue
-            self.matches[compiled.rule.id] += 1
-            matches.append(Match(compiled.rule, record, group_key))
+            rule = compiled.rule
+            counts[rule.id] += 1
+            matches.append(Match(rule, record, group_key))
         return matches
 
     def _bucket(self, key: tuple[Any, Any]) -> _Bucket:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -72,9 +72,10 @@ class Rule:
         return f"{self.path}:{self.lines.get(field_name, self.line)}"
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A rule's condition was truthy for a record."""
+class Match(NamedTuple):
+    """A rule's condition was truthy for a record. A named tuple, not a dataclass: one is
+    made for nearly every record of a download-heavy stream, and a tuple is made 3x faster.
+    """
 
     rule: Rule
     record: Record

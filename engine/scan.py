@@ -135,7 +135,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
         for match in evaluate(record):
-            for alert in offer(match):
+            for alert in offer(match, epoch):
                 _emit(alert, emit, stats)
     stats.events += events
     stats.duplicates += duplicates
