@@ -94,6 +94,10 @@ class Decider:
         self._lane: dict[str, list[list[Any]]] = {}
         self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
         self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
+        self._lane_settled = float("-inf")  # the clock lane groups were last counted up to
+        # Lane matches may carry a stand-in for their record (scan --workers); this gives
+        # the match with its whole record, for the general path.
+        self.resolve: Callable[[Match], Match] | None = None
         self._general: set[str] = set()
         self._lane_purged = float("-inf")
         self._tracked: set[tuple[str, str]] = set()
@@ -128,10 +132,15 @@ class Decider:
         oldest = self._buffer[0][0] if self._buffer else math.inf
         return min(oldest, self._lane_due[0][0]) if self._lane_due else oldest
 
-    def offer(self, match: Match) -> list[Alert]:
-        """Take one match; return the alerts that are due now."""
-        t = self._epoch(match.record)
-        due = self.advance(t)
+    def lane_holds(self, rule_id: str) -> bool:
+        """Whether matches of `rule_id` go to the threshold lane (see the module's doc)."""
+        return rule_id in self._lane_rules
+
+    def offer(self, match: Match, epoch: float | None = None) -> list[Alert]:
+        """Take one match (`epoch`: its record's eventTime, if the caller has it); return the
+        alerts that are due now."""
+        t = epoch if epoch is not None else self._epoch(match.record)
+        due = self.advance(t) if t > self.watermark else _NOTHING
         if self.live:
             return due + self._decide([(match, t)])
         rule_id = match.rule.id
@@ -140,6 +149,8 @@ class Decider:
             due = due + self._release()
             if rule_id in self._lane_rules:
                 self._to_general(_lane_key(rule_id, match.group_key))
+                if self.resolve is not None:
+                    match = self.resolve(match)
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         call, event_id = _order(match.record)
@@ -154,6 +165,8 @@ class Decider:
                     heapq.heappush(self._lane_due, (t, key))
                 waiting.append((t, call, event_id, next(self._seq), match))
                 return due
+            if self.resolve is not None:
+                match = self.resolve(match)
         heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
 
@@ -205,6 +218,13 @@ class Decider:
         `_decide`; lane groups count theirs first (a group handed over adds its own to the
         general buffer, in order)."""
         due, due_at = self._lane_due, self._due_at
+        # Lane groups count at most once a minute of event time, however often the general
+        # buffer fills: counting later changes no decision (a group's matches are still
+        # counted in order), only which release first writes an alert it completes.
+        if clock - self._lane_settled < RELEASE_EVERY and clock != math.inf:
+            due = []
+        else:
+            self._lane_settled = clock
         while due and due[0][0] < clock:
             when, key = heapq.heappop(due)
             if due_at.get(key) == when:
@@ -239,6 +259,8 @@ class Decider:
             split = bisect_left(waiting, clock, key=_entry_time)
             ready, later = waiting[:split], waiting[split:]
         pending = self._lane[key]
+        if ready and self._count_all(pending, ready):
+            ready = []
         for n, (t, _, _, _, match) in enumerate(ready):
             if not self._count_in_lane(pending, match, t):
                 self._waiting[key] = ready[n:] + later
@@ -248,6 +270,24 @@ class Decider:
         if later:
             self._due_at[key] = later[0][0]
             heapq.heappush(self._lane_due, (later[0][0], key))
+
+    def _count_all(self, pending: list[list[Any]], ready: list[tuple[Any, ...]]) -> bool:
+        """Count sorted matches at once when nothing but counting can happen: too few for a
+        run, no copies, none before the newest counted. Then what _count_in_lane would leave,
+        one by one, is every match within a window of the newest. False: count one by one."""
+        policy = self.plans[ready[0][4].rule.id].policy
+        first = ready[0]
+        if len(pending) + len(ready) >= policy.count or any(entry[1] for entry in ready) or (
+                pending and (pending[-1][0], pending[-1][1] or "") > (first[0], "")):
+            return False
+        pending += [
+            [t, None, [i] if isinstance(i := m.record.get("eventID"), str) and i else [],
+             [a] if isinstance(a := m.record.get("recipientAccountId"), str) and a else []]
+            for t, _, _, _, m in ready]
+        cut = ready[-1][0] - policy.window
+        if pending[0][0] <= cut:
+            del pending[:bisect_right(pending, cut, key=_entry_time)]
+        return True
 
     def _count_in_lane(self, pending: list[list[Any]], match: Match, t: float) -> bool:
         """Count `match` in its group's pending list, as windows._count would; False when
@@ -283,7 +323,10 @@ class Decider:
         (unless the store would already have purged them)."""
         self._general.add(key)
         self._due_at.pop(key, None)
+        resolve = self.resolve
         for item in self._waiting.pop(key, ()):
+            if resolve is not None:
+                item = (*item[:4], resolve(item[4]))
             heapq.heappush(self._buffer, item)
         pending = self._lane.pop(key, None)
         if not pending:

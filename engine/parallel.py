@@ -10,11 +10,15 @@ watermark, and the alerts are identical to one worker's, stateful rules included
 state is split between processes.
 
 What it buys depends on how many records match: conditions and parsing run in parallel,
-deciding does not. Records that match a rule with no state are few; a threshold over every
-download (codeartifact-mass-download) makes nearly every record a match, and then the
-parent's decider is the limit. Counts that only workers see (events, repeats that matched
-nothing) are summed from their reports; a record repeated across two files is counted as a
-duplicate only when it matched.
+deciding does not. A threshold over every download (codeartifact-mass-download) makes nearly
+every record a match, so sending each matched record whole would make the parent unpickle
+nearly the whole input. A record whose matches are all on the decider's threshold lane is
+sent as a stub instead - the few fields the lane counts with, and where the record is in its
+file - and the parent reads the whole record back from the file only if the general path
+needs it (a run completes, a match is late): rarely.
+
+Counts that only workers see (events, repeats that matched nothing) are summed from their
+reports; a record repeated across two files is counted as a duplicate only when it matched.
 """
 
 from __future__ import annotations
@@ -39,6 +43,16 @@ from engine.state import StateStore
 IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
+_LANE: frozenset[int] = frozenset()  # indexes of the rules on the decider's threshold lane
+STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
+RESOLVE_CACHE = 4  # files whose records the parent keeps for resolving stubs
+
+
+class RecordStub(dict):  # type: ignore[type-arg]
+    """The fields the threshold lane counts with; `ref` = (path, n): the record is the n-th
+    record read from that file."""
+
+    ref: tuple[str, int]
 
 
 @dataclass
@@ -86,16 +100,22 @@ def _scan_file(path: str) -> FileResult:
     index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
     result = FileResult()
     watermark = float("-inf")
+    position = -1
     for item in iter_paths([path]):
         if type(item) is not dict:
             _note(item, result)
             continue
+        position += 1
         result.events += 1
         epoch = event_epoch(item)
         matches = evaluator.evaluate(item)
         if matches:
-            result.records.append((item, epoch, watermark,
-                                   [(index[m.rule.id], m.group_key) for m in matches]))
+            found = [(index[m.rule.id], m.group_key) for m in matches]
+            sent: dict[str, Any] = item
+            if all(rule in _LANE for rule, _ in found):
+                sent = RecordStub((name, item.get(name)) for name in STUB_FIELDS)
+                sent.ref = (path, position)
+            result.records.append((sent, epoch, watermark, found))
         if epoch is not None and epoch > watermark:
             watermark = epoch
     result.last_epoch = watermark
@@ -118,9 +138,12 @@ def parallel_scan(
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
 ) -> ScanStats:
     """Scan `files` on `workers` processes; alerts as a single process would emit them."""
-    global _EVALUATOR
+    global _EVALUATOR, _LANE
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
+    _LANE = frozenset(n for n, c in enumerate(evaluator.rules)
+                      if decider.lane_holds(c.rule.id))
+    decider.resolve = _Resolver()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
         pending: deque[Any] = deque()
@@ -174,11 +197,31 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
                 for alert in decider.advance(moment):
                     _emit(alert, emit, stats)
         for rule_index, group_key in found:
-            for alert in decider.offer(Match(rules[rule_index], record, group_key)):
+            for alert in decider.offer(Match(rules[rule_index], record, group_key), epoch):
                 _emit(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
             _emit(alert, emit, stats)
+
+
+class _Resolver:
+    """Stub -> whole record, read back from its file (the last few files are kept)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, match: Match) -> Match:
+        stub = match.record
+        if type(stub) is not RecordStub:
+            return match
+        path, position = stub.ref
+        records = self._files.get(path)
+        if records is None:
+            if len(self._files) >= RESOLVE_CACHE:
+                del self._files[next(iter(self._files))]
+            records = self._files[path] = [
+                item for item in iter_paths([path]) if type(item) is dict]
+        return match._replace(record=records[position])
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:

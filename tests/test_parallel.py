@@ -36,7 +36,8 @@ dedup: 30m
 def _signature(stdout: str) -> list[tuple]:
     alerts = [json.loads(line) for line in stdout.splitlines()]
     return sorted((a["alert_id"], a["rule_id"], a["event_count"], tuple(a["event_ids"]),
-                   tuple(sorted(a["account_ids"])), a["event"]["eventID"]) for a in alerts)
+                   tuple(sorted(a["account_ids"])), json.dumps(a["event"], sort_keys=True),
+                   a["summary"]) for a in alerts)
 
 
 def _write_stream(root: Path) -> None:
