@@ -37,11 +37,16 @@ def _parse_epoch(text: str) -> float | None:
 
 def iso(epoch: float) -> str:
     """`2018-12-17T02:05:46Z`, the form CloudTrail writes."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _text(datetime.fromtimestamp(epoch, UTC))
 
 
 def now_iso() -> str:
-    return iso(datetime.now(UTC).timestamp())
+    return _text(datetime.now(UTC))
+
+
+def _text(m: datetime) -> str:
+    # An f-string, not strftime: a scan writes thousands of alerts, at ~3x the speed.
+    if m.microsecond:
+        return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
+                f"{m.second:02d}.{m.microsecond:06d}Z")
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
