@@ -23,7 +23,6 @@ reports; a record repeated across two files is counted as a duplicate only when 
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import time
@@ -131,13 +130,6 @@ def _scan_file(path: str) -> FileResult:
     return result
 
 
-def _lower_priority() -> None:
-    """Workers yield the CPU to the parent: it decides every file in order, so when it waits
-    for CPU every worker soon waits for it (measured: 2 workers on 2 cores, +X%)."""
-    with contextlib.suppress(OSError):
-        os.nice(10)
-
-
 def _note(item: Any, result: FileResult) -> None:
     if isinstance(item, Malformed):
         result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable))
@@ -158,7 +150,7 @@ def parallel_scan(
                       if decider.lane_holds(c.rule.id))
     decider.resolve = _Resolver()
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_lower_priority) as pool:
+    with context.Pool(workers) as pool:
         pending: deque[Any] = deque()
         queue = iter(files)
         for path in queue:
