@@ -144,6 +144,11 @@ class Decider:
         if self.live:
             return due + self._decide([(match, t)])
         rule_id = match.rule.id
+        plan = self.plans[rule_id]
+        if plan.novelty is None and plan.policy.quiet == 0:  # a rule without state
+            call = match.record.get("sharedEventID")
+            if not (isinstance(call, str) and call):  # and a call without copies: no order
+                return [*due, _direct_alert(plan.rule, _hit(match, t, plan.summarise))]
         if t < self.watermark - self.allowed_lateness:
             self.late += 1  # decided at once, after what waited in the buffer
             due = due + self._release()

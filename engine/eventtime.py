@@ -16,7 +16,7 @@ def event_epoch(record: dict[str, Any]) -> float | None:
     cached = _EPOCHS.get(text, _MISSING)
     if cached is not _MISSING:
         return cached  # type: ignore[return-value]
-    if len(_EPOCHS) >= 65_536:
+    if len(_EPOCHS) >= 8_192:  # seconds of eventTime in flight; more would only cost memory
         _EPOCHS.clear()
     epoch = _EPOCHS[text] = _parse_epoch(text)
     return epoch
