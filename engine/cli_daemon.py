@@ -50,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         store = open_store(state_url)
     except StateError as exc:
         raise ConfigError(str(exc), "state") from exc
+    store.autocommit = False  # the runner commits each batch once its alerts are durable
     dispatcher = build_dispatcher(config, state_url)
     sources = build_sources(config.sources, StoreMarks(store))
     if not sources:

@@ -302,3 +302,22 @@ def test_backend_continues_a_scenario_after_reopening(persistent_url: str) -> No
     latest = {a.alert_id: a for a in first + second}
     assert sorted((a.alert_id, a.event_count) for a in latest.values()) == sorted(
         (a.alert_id, a.event_count) for a in whole)
+
+
+def test_sqlite_purge_makes_nothing_durable_before_commit(tmp_path: Path) -> None:
+    """The daemon commits a batch only once its alerts are durable: a purge in the middle of
+    the batch must not commit its claims or decisions (a kill then would lose the alerts)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = open_store(url)
+    first.autocommit = False
+    first.seen_events([("claimed", T0)])
+    first.update("k", _put({"v": 1}, expires=T0 + 10 * 86400))
+    first.advance(T0 + 7 * 86400)  # far enough on to purge
+    first.purge(T0 + 7 * 86400)
+    other = open_store(url)
+    assert other.seen_events([("claimed", T0)]) == [False]
+    assert other.get("k") is None
+    other.close()
+    first.commit()
+    with open_store(url) as after:
+        assert after.get("k") == {"v": 1}

@@ -61,6 +61,7 @@ class StateStore(ABC):
     url: str
     event_id_horizon: float
     shared: bool = False  # several processes may change it at once (their orders interleave)
+    autocommit: bool = True  # may commit on its own (SQLite, in a scan, every 20k changes)
 
     def __init__(self, url: str, event_id_horizon: float) -> None:
         self.url = url

@@ -62,6 +62,13 @@ class SqliteStore(StateStore):
         self._new_ids: dict[int, set[str]] = {}
         self._late: dict[int, int] = {}  # buckets written past the horizon -> their late_mark
         self._pending = 0
+        # Purging only takes effect in the file at the next commit (see purge()); until then
+        # reads treat what it would delete as gone.
+        self._purge_at = float("-inf")
+        self._purged_in_file = float("-inf")
+        # autocommit (a scan): commit every COMMIT_EVERY changes too. The daemon turns it off
+        # and commits only after a batch's alerts are durable, so a kill in between can never
+        # leave its records claimed without their alerts.
 
     def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
         out = []
@@ -84,8 +91,20 @@ class SqliteStore(StateStore):
         return out
 
     def _stored(self, bucket: int, event_id: str) -> bool:
+        if self._purged(bucket):
+            return False
         return self._db.execute("SELECT 1 FROM event_ids WHERE bucket = ? AND id = ?",
                                 (bucket, event_id)).fetchone() is not None
+
+    def _purged(self, bucket: int) -> bool:
+        """Whether the pending purge deletes eventID bucket `bucket` at the next commit."""
+        if self._purge_at == float("-inf"):
+            return False
+        cutoff = self.id_cutoff(self._purge_at)
+        if bucket >= cutoff or self._late.get(bucket, bucket) >= cutoff:
+            return False
+        return self._db.execute("SELECT 1 FROM late_buckets WHERE bucket = ? AND mark >= ?",
+                                (bucket, cutoff)).fetchone() is None
 
     def update(self, key: str, change: Update) -> Any:
         value = self._cache.get(key, _MISSING)
@@ -103,17 +122,20 @@ class SqliteStore(StateStore):
         return self._load(key) if value is _MISSING else value
 
     def _load(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute("SELECT value FROM kv WHERE key = ? AND expires >= ?",
+                               (key, self._purge_at)).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def _count(self, changes: int) -> None:
         self._pending += changes
-        if self._pending >= COMMIT_EVERY:
+        if self._pending >= COMMIT_EVERY and self.autocommit:
             self.commit()
 
     def commit(self) -> None:
         try:
             with self._transaction():
+                if self._purge_at > self._purged_in_file:  # first: then what was written
+                    self._purge_file(self._purge_at)   # since the purge stays
                 self._write_back()
         except sqlite3.Error as exc:
             raise StateError(f"state {self.url}: {exc}") from exc
@@ -147,23 +169,32 @@ class SqliteStore(StateStore):
         self._dirty.clear()
 
     def purge(self, watermark: float) -> int:
-        cutoff = self.id_cutoff(watermark)
-        try:
-            with self._transaction():
-                self._write_back()  # first: a deletion still in the cache must reach the file
-                stored = self._db.execute("DELETE FROM kv WHERE expires < ? RETURNING key",
-                                          (watermark,)).fetchall()
-                ids = self._db.execute(
-                    "DELETE FROM event_ids WHERE bucket < ? AND bucket NOT IN "
-                    "(SELECT bucket FROM late_buckets WHERE mark >= ?)", (cutoff, cutoff)).rowcount
-                self._db.execute("DELETE FROM late_buckets WHERE mark < ?", (cutoff,))
-        except sqlite3.Error as exc:
-            raise StateError(f"state {self.url}: {exc}") from exc
-        self._pending = 0
+        """Forget what expired before `watermark`: at once for reads, in the file at the
+        next commit. Purging used to commit by itself, which made the claims and decisions of
+        a half-processed daemon batch durable before its alerts were: a kill then lost them.
+        Returns how many values and eventID buckets it drops."""
+        self._purge_at = max(self._purge_at, watermark)
         expired = [k for k, when in self._expiry.items() if when < watermark]
         for key in expired:
             del self._cache[key], self._expiry[key]
-        return len(set(expired) | {key for (key,) in stored}) + ids
+        for bucket in [b for b in self._new_ids if self._purged(b)]:
+            del self._new_ids[bucket]
+        try:
+            stored = self._db.execute("SELECT count(*) FROM kv WHERE expires < ?",
+                                      (watermark,)).fetchone()[0]
+            buckets = self._db.execute("SELECT count(DISTINCT bucket) FROM event_ids WHERE "
+                                       "bucket < ?", (self.id_cutoff(watermark),)).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StateError(f"state {self.url}: {exc}") from exc
+        return max(len(expired), stored) + buckets
+
+    def _purge_file(self, watermark: float) -> None:
+        cutoff = self.id_cutoff(watermark)
+        self._db.execute("DELETE FROM kv WHERE expires < ?", (watermark,))
+        self._db.execute("DELETE FROM event_ids WHERE bucket < ? AND bucket NOT IN "
+                         "(SELECT bucket FROM late_buckets WHERE mark >= ?)", (cutoff, cutoff))
+        self._db.execute("DELETE FROM late_buckets WHERE mark < ?", (cutoff,))
+        self._purged_in_file = watermark
 
     def stats(self) -> dict[str, int]:
         self.commit()
