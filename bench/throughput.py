@@ -127,16 +127,32 @@ def measure(mode: str, events: int, naive_events: int, engine: str) -> dict[str,
     return {"events": count, "rate": count / elapsed, "rss_mb": peak}
 
 
-def _run(mode: str, args: argparse.Namespace, engine: str = "compiled") -> dict[str, float]:
-    runs = []
-    for _ in range(1 if mode.startswith("naive") else args.runs):
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", mode, "--events", str(args.events),
-             "--naive-events", str(args.naive_events), "--engine", engine],
-            capture_output=True, text=True, check=True, cwd=ROOT)
-        runs.append(json.loads(done.stdout))
+def _once(mode: str, args: argparse.Namespace, engine: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", mode, "--events", str(args.events),
+         "--naive-events", str(args.naive_events), "--engine", engine],
+        capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(done.stdout)
+
+
+def _summary(runs: list[dict[str, float]]) -> dict[str, float]:
     return {"rate": statistics.median(r["rate"] for r in runs),
             "rss_mb": max(r["rss_mb"] for r in runs), "events": runs[0]["events"]}
+
+
+def _run(mode: str, args: argparse.Namespace, engine: str = "compiled") -> dict[str, float]:
+    runs = [_once(mode, args, engine) for _ in range(1 if mode.startswith("naive") else args.runs)]
+    return _summary(runs)
+
+
+def _pair(first: str, second: str, args: argparse.Namespace) -> tuple[dict[str, float], ...]:
+    """Two modes run alternately, so a machine that speeds up or slows down during the
+    bench (shared hosts do) moves both figures of a ratio alike."""
+    runs: tuple[list[dict[str, float]], list[dict[str, float]]] = ([], [])
+    for _ in range(args.runs):
+        runs[0].append(_once(first, args, args.engine))
+        runs[1].append(_once(second, args, args.engine))
+    return _summary(runs[0]), _summary(runs[1])
 
 
 def main() -> None:
@@ -153,6 +169,8 @@ def main() -> None:
     from bench.streamgen import generate
 
     generate(OUT / f"stream-{args.events}", args.events)
+    f1, f2 = _pair("scan-200", "scan-200-w2", args)
+    s1, s2 = _pair("scan-200-stateless", "scan-200-stateless-w2", args)
     results = {
         "(a) parse only (gzip + orjson)": _run("parse", args),
         "(b) naive jmespath loop, shipped pack": _run("naive", args),
@@ -162,11 +180,10 @@ def main() -> None:
         "(e) scan, pack, interpreted": _run("scan", args, "interpreted"),
         "(e) scan, pack + 1000 rules, compiled": _run("scan-1000", args, "compiled"),
         "(e) scan, pack + 1000 rules, interpreted": _run("scan-1000", args, "interpreted"),
-        "(f) scan, pack + 200, --workers 1": _run("scan-200", args, args.engine),
-        "(f) scan, pack + 200, --workers 2": _run("scan-200-w2", args, args.engine),
-        "(f) stateless pack + 200, --workers 1": _run("scan-200-stateless", args, args.engine),
-        "(f) stateless pack + 200, --workers 2": _run("scan-200-stateless-w2", args,
-                                                      args.engine),
+        "(f) scan, pack + 200, --workers 1": f1,
+        "(f) scan, pack + 200, --workers 2": f2,
+        "(f) stateless pack + 200, --workers 1": s1,
+        "(f) stateless pack + 200, --workers 2": s2,
     }
     parse = results["(a) parse only (gzip + orjson)"]["rate"]
     print(f"{args.events:,} events, median of {args.runs} runs (naive: 1 run of "
