@@ -42,9 +42,10 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
     from engine.inputs import iter_paths
     from engine.pack import shipped_rules
     from engine.rules import load_rules
-    from engine.scan import run_scan
+    from engine.scan import run_scan, tune_gc
     from engine.state import open_store
 
+    tune_gc()  # as `trailguard scan` runs
     files = [str(p) for p in generate(OUT / f"stream-{events}", events)]
     functions = TrailguardFunctions()
     rules = load_rules([shipped_rules()], functions, functions.lists.keys() | LISTS).rules
