@@ -261,7 +261,7 @@ class Decider:
         if waiting[-1][0] < clock:
             ready, later = waiting, []
         else:
-            split = bisect_left(waiting, clock, key=_entry_time)
+            split = bisect_left(waiting, clock, key=win.entry_time)
             ready, later = waiting[:split], waiting[split:]
         pending = self._lane[key]
         if ready and self._count_all(pending, ready):
@@ -283,15 +283,15 @@ class Decider:
         policy = self.plans[ready[0][4].rule.id].policy
         first = ready[0]
         if len(pending) + len(ready) >= policy.count or any(entry[1] for entry in ready) or (
-                pending and (pending[-1][0], pending[-1][1] or "") > (first[0], "")):
+                pending and win.order(pending[-1]) > (first[0], "")):
             return False
-        pending += [
+        pending += [  # win.pending_entry, inlined: this runs for nearly every record
             [t, None, [i] if isinstance(i := m.record.get("eventID"), str) and i else [],
              [a] if isinstance(a := m.record.get("recipientAccountId"), str) and a else []]
             for t, _, _, _, m in ready]
         cut = ready[-1][0] - policy.window
         if pending[0][0] <= cut:
-            del pending[:bisect_right(pending, cut, key=_entry_time)]
+            del pending[:bisect_right(pending, cut, key=win.entry_time)]
         return True
 
     def _count_in_lane(self, pending: list[list[Any]], match: Match, t: float) -> bool:
@@ -300,26 +300,27 @@ class Decider:
         policy = self.plans[match.rule.id].policy
         if pending and pending[0][0] + policy.window + policy.keep < t:
             del pending[:bisect_right(pending, t - policy.window - policy.keep,
-                                      key=_entry_time)]  # windows._prune
+                                      key=win.entry_time)]  # windows._prune
         record = match.record
-        call = record.get("sharedEventID")
-        call = call if isinstance(call, str) and call else None
+        call, event_id, account = (record.get("sharedEventID"), record.get("eventID"),
+                                   record.get("recipientAccountId"))
+        call = call if isinstance(call, str) and call else None  # as _hit reads them
+        event_id = event_id if isinstance(event_id, str) else None
+        account = account if isinstance(account, str) else None
         if call is not None:
             for entry in pending:
                 if entry[1] == call:  # a copy of a counted call: list it, count it once
-                    _list_new(entry[2], record.get("eventID"))
-                    _list_new(entry[3], record.get("recipientAccountId"))
+                    win.append_new(entry[2], event_id)
+                    win.append_new(entry[3], account)
                     return True
         count = policy.count
-        if (pending and (pending[-1][0], pending[-1][1] or "") > (t, call or "")) or (
+        if (pending and win.order(pending[-1]) > (t, call or "")) or (
                 len(pending) >= count - 1 and t - pending[len(pending) + 1 - count][0]
                 < policy.window):
             return False  # an insertion before the newest, or a run completes
-        event_id, account = record.get("eventID"), record.get("recipientAccountId")
-        pending.append([t, call, [event_id] if isinstance(event_id, str) and event_id else [],
-                        [account] if isinstance(account, str) and account else []])
+        pending.append(win.pending_entry(t, call, event_id, account))
         if pending[0][0] <= t - policy.window:
-            del pending[:bisect_right(pending, t - policy.window, key=_entry_time)]
+            del pending[:bisect_right(pending, t - policy.window, key=win.entry_time)]
         return True
 
     def _to_general(self, key: str) -> None:
@@ -336,7 +337,7 @@ class Decider:
         pending = self._lane.pop(key, None)
         if not pending:
             return
-        policy = self.plans[key.split("\x1f", 2)[1]].policy
+        policy = self.plans[_rule_of(key)].policy
         expires = pending[-1][0] + policy.window + policy.keep
         if expires < self.store.purged_at:
             return
@@ -350,7 +351,7 @@ class Decider:
         for key, pending in self._lane.items():
             if self._waiting[key]:
                 continue
-            policy = self.plans[key.split("\x1f", 2)[1]].policy
+            policy = self.plans[_rule_of(key)].policy
             if not pending or pending[-1][0] + policy.window + policy.keep < watermark:
                 gone.append(key)
         for key in gone:
@@ -370,7 +371,7 @@ class Decider:
 
     def _claim(self, due: list[tuple[str, str]]) -> list[Alert]:
         snapshots = self.store.update_many([(key, win.claim(a)) for key, a in due])
-        return [_alert(self.plans[key.split("\x1f", 2)[1]].rule, snapshot)
+        return [_alert(self.plans[_rule_of(key)].rule, snapshot)
                 for (key, _), snapshot in zip(due, snapshots, strict=True) if snapshot]
 
     def _decide(self, items: list[tuple[Match, float]]) -> list[Alert]:
@@ -394,7 +395,7 @@ class Decider:
             if policy.quiet == 0:
                 op = (f"c\x1f{hit.rule_id}\x1f{hit.call}", win.per_call(hit, policy, self.live))
             else:
-                op = (f"w\x1f{hit.rule_id}\x1f{hit.group}", win.grouped(hit, policy, self.live))
+                op = (_lane_key(hit.rule_id, hit.group), win.grouped(hit, policy, self.live))
             slots.append(len(ops))
             ops.append(op)
             rules.append(plan.rule)
@@ -465,16 +466,13 @@ def _order(record: Record) -> tuple[str, str]:
 
 
 def _lane_key(rule_id: str, group: str | None) -> str:
-    return f"w\x1f{rule_id}\x1f{group}"  # the key _decide_batch gives the group
+    """A dedup/threshold group's state key (the lane and the general path share it)."""
+    return f"w\x1f{rule_id}\x1f{group}"
 
 
-def _entry_time(entry: list[Any]) -> float:
-    return entry[0]
-
-
-def _list_new(items: list[str], item: Any) -> None:
-    if isinstance(item, str) and item not in items:
-        items.append(item)
+def _rule_of(key: str) -> str:
+    """The rule id in a state key (kind, rule, then the rest, joined by \\x1f)."""
+    return key.split("\x1f", 2)[1]
 
 
 def _hit(match: Match, t: float, summarise: Callable[[Record], str]) -> Hit:

@@ -83,27 +83,26 @@ def test_specialised_conditions_are_as_truthy_as_the_original(
             assert mask_exc is not None
 
 
+def _for_codeartifact(condition: str, event_name: str) -> Any:
+    return Specialiser(PropertyFunctions()).specialise(
+        Parser().parse(condition).parsed,
+        {"eventSource": "codeartifact.amazonaws.com", "eventName": event_name})
+
+
 def test_a_rule_that_cannot_match_the_bucket_folds_to_false() -> None:
-    specialiser = Specialiser(PropertyFunctions())
-    condition = Parser().parse(
-        "eventSource == 'codeartifact.amazonaws.com' && (starts_with(eventName, 'List')"
-        " || starts_with(eventName, 'Describe'))").parsed
-    read = specialiser.specialise(condition, {"eventSource": "codeartifact.amazonaws.com",
-                                              "eventName": "ReadFromRepository"})
-    listing = specialiser.specialise(condition, {"eventSource": "codeartifact.amazonaws.com",
-                                                 "eventName": "ListPackages"})
-    assert read == {"type": "literal", "value": False, "children": []}
-    assert listing == {"type": "literal", "value": True, "children": []}
+    condition = ("eventSource == 'codeartifact.amazonaws.com' && (starts_with(eventName, 'List')"
+                 " || starts_with(eventName, 'Describe'))")
+    assert _for_codeartifact(condition, "ReadFromRepository") == {
+        "type": "literal", "value": False, "children": []}
+    assert _for_codeartifact(condition, "ListPackages") == {
+        "type": "literal", "value": True, "children": []}
 
 
 def test_the_indexed_tests_fold_away_and_the_rest_stays() -> None:
-    specialiser = Specialiser(PropertyFunctions())
-    condition = Parser().parse(
-        "eventSource == 'codeartifact.amazonaws.com' && eventName == 'ReadFromRepository'"
-        " && !errorCode").parsed
-    folded = specialiser.specialise(condition, {"eventSource": "codeartifact.amazonaws.com",
-                                                "eventName": "ReadFromRepository"})
-    assert folded == Parser().parse("!errorCode").parsed
+    condition = ("eventSource == 'codeartifact.amazonaws.com' && eventName == "
+                 "'ReadFromRepository' && !errorCode")
+    assert _for_codeartifact(condition, "ReadFromRepository") == Parser().parse(
+        "!errorCode").parsed
 
 
 def test_a_bucket_reads_a_shared_field_once() -> None:

@@ -175,20 +175,19 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     if hit.call is not None:
         for entry in pending:
             if entry[1] == hit.call:  # a copy of a counted call: list it, count it once
-                _append_new(entry[2], hit.event_id)
-                _append_new(entry[3], hit.account)
+                append_new(entry[2], hit.event_id)
+                append_new(entry[3], hit.account)
                 return COUNTED
-    entry = [hit.t, hit.call, [hit.event_id] if hit.event_id else [],
-             [hit.account] if hit.account else []]
-    if not pending or _order(pending[-1]) <= _order(entry):
+    entry = pending_entry(hit.t, hit.call, hit.event_id, hit.account)
+    if not pending or order(pending[-1]) <= order(entry):
         pending.append(entry)  # the usual case: matches are decided in eventTime order
         at = len(pending) - 1
     else:
-        at = bisect_right(pending, _order(entry), key=_order)
+        at = bisect_right(pending, order(entry), key=order)
         pending.insert(at, entry)
     # A match can still arrive `margin` behind the newest one and form a run with older ones.
     cut = bisect_right(pending, pending[-1][0] - policy.window - policy.margin,
-                       key=lambda e: e[0])
+                       key=entry_time)
     if cut:
         del pending[:cut]
         at -= cut
@@ -198,11 +197,23 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     return _fire(group, pending[run:run + policy.count], hit, policy, live)
 
 
-def _order(entry: list[Any]) -> tuple[float, str]:
+def pending_entry(t: float, call: str | None, event_id: str | None,
+                  account: str | None) -> list[Any]:
+    """A counted match as a group's pending list holds it (the decider's threshold lane
+    builds the same lists in process)."""
+    return [t, call, [event_id] if event_id else [], [account] if account else []]
+
+
+def order(entry: list[Any]) -> tuple[float, str]:
+    """Pending matches are kept sorted by (eventTime, sharedEventID)."""
     return (entry[0], entry[1] or "")
 
 
-def _append_new(items: list[str], item: str | None) -> None:
+def entry_time(entry: list[Any]) -> float:
+    return entry[0]
+
+
+def append_new(items: list[str], item: str | None) -> None:
     if item is not None and item not in items:
         items.append(item)
 
@@ -244,7 +255,7 @@ def _prune(group: dict[str, Any], policy: Policy, now: float) -> None:
     pending = group["p"]
     if pending and pending[0][0] + policy.window + policy.keep < now:
         del pending[:bisect_right(pending, now - policy.window - policy.keep,
-                                  key=lambda e: e[0])]
+                                  key=entry_time)]
 
 
 def _expiry(group: dict[str, Any], policy: Policy) -> float:
