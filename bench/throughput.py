@@ -99,8 +99,9 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
         stats = parallel_scan([str(p) for p in files], workers, evaluator, decider, store,
                               lambda alert: None)
     else:
-        stats = run_scan(iter_paths([str(p) for p in files]), evaluator, decider,
-                         lambda alert: None)
+        refs: list[tuple[str, int] | None] = []  # as `trailguard scan` does
+        stats = run_scan(iter_paths([str(p) for p in files], refs=refs), evaluator, decider,
+                         lambda alert: None, refs=refs)
     return stats.events
 
 

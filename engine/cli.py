@@ -101,7 +101,7 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.decide import new_decider
     from engine.errors import StateError
     from engine.evaluator import Evaluator
-    from engine.inputs import iter_paths
+    from engine.inputs import Refs, iter_paths
     from engine.parallel import list_files, parallel_scan
     from engine.report import Progress, summary
     from engine.scan import run_scan, tune_gc
@@ -127,8 +127,9 @@ def _scan(args: argparse.Namespace) -> int:
             if files is not None and len(files) > 1:
                 stats = parallel_scan(files, workers, evaluator, decider, store, sink.send)
             else:
-                stats = run_scan(iter_paths(paths, on_bytes=progress.advance), evaluator,
-                                 decider, sink.send)
+                refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
+                stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
+                                 evaluator, decider, sink.send, refs=refs)
     except StateError as exc:
         raise ConfigError(str(exc), "--state") from exc
     finally:

@@ -136,6 +136,11 @@ class Decider:
         """Whether matches of `rule_id` go to the threshold lane (see the module's doc)."""
         return rule_id in self._lane_rules
 
+    @property
+    def lane_rules(self) -> frozenset[str]:
+        """The ids of the rules whose matches go to the threshold lane."""
+        return self._lane_rules
+
     def offer(self, match: Match, epoch: float | None = None) -> list[Alert]:
         """Take one match (`epoch`: its record's eventTime, if the caller has it); return the
         alerts that are due now."""

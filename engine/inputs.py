@@ -24,7 +24,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import IO
 
@@ -41,24 +41,49 @@ from engine.decode import (
     open_gzip,
 )
 
-__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "iter_paths", "iter_stream"]
+__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Refs", "iter_paths", "iter_stream"]
 
 STDIN = "-"
 STDIN_ORIGIN = "<stdin>"
 BUFFER_SIZE = 1 << 18
 
 ByteCounter = Callable[[int], None]
+Refs = list[tuple[str, int] | None]
 
 
-def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None) -> Iterator[Item]:
-    """Every item in the given files, directories (recursively) and ``-`` (stdin), in order."""
+def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
+               refs: Refs | None = None) -> Iterator[Item]:
+    """Every item in the given files, directories (recursively) and ``-`` (stdin), in order.
+
+    With `refs`, one entry is appended per item, just before it is yielded: ``(path, n)``
+    for the n-th record (0-based) of a regular file, which reading that file again yields at
+    the same place, else None (stdin, a pipe, anything not a record). The threshold lane
+    holds stubs of records it can read back this way (engine.stubs)."""
     for path in paths:
         if path != STDIN:
-            yield from _iter_path(path, on_bytes, set())
-        elif (stdin := getattr(sys.stdin, "buffer", None)) is None:
-            yield Malformed(STDIN_ORIGIN, "standard input is closed")
+            yield from _iter_path(path, on_bytes, set(), refs)
+            continue
+        stdin = getattr(sys.stdin, "buffer", None)
+        items: Iterable[Item] = ((Malformed(STDIN_ORIGIN, "standard input is closed"),)
+                                 if stdin is None else iter_stream(stdin, STDIN_ORIGIN, on_bytes))
+        yield from items if refs is None else _unplaced(items, refs)
+
+
+def _unplaced(items: Iterable[Item], refs: Refs) -> Iterator[Item]:
+    for item in items:
+        refs.append(None)
+        yield item
+
+
+def _placed(items: Iterable[Item], path: str, refs: Refs) -> Iterator[Item]:
+    position = 0
+    for item in items:
+        if type(item) is dict:
+            refs.append((path, position))
+            position += 1
         else:
-            yield from iter_stream(stdin, STDIN_ORIGIN, on_bytes)
+            refs.append(None)
+        yield item
 
 
 def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None) -> Iterator[Item]:
@@ -72,21 +97,32 @@ def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None
 
 
 def _iter_path(
-    path: str, on_bytes: ByteCounter | None, seen: set[tuple[int, int]]
+    path: str, on_bytes: ByteCounter | None, seen: set[tuple[int, int]], refs: Refs | None
 ) -> Iterator[Item]:
     try:
         info = os.stat(path)
     except OSError as exc:
-        yield Malformed(path, _describe(exc), unreadable=True)
+        yield from _one(Malformed(path, _describe(exc), unreadable=True), refs)
         return
     if stat.S_ISDIR(info.st_mode):
-        yield from _iter_directory(path, info, on_bytes, seen)
-    else:
+        yield from _iter_directory(path, info, on_bytes, seen, refs)
+    elif refs is None:
         yield from _iter_file(path, on_bytes)
+    elif stat.S_ISREG(info.st_mode):
+        yield from _placed(_iter_file(path, on_bytes), path, refs)
+    else:  # a pipe such as <(zcat ...): what it held cannot be read again
+        yield from _unplaced(_iter_file(path, on_bytes), refs)
+
+
+def _one(item: Item, refs: Refs | None) -> Iterator[Item]:
+    if refs is not None:
+        refs.append(None)
+    yield item
 
 
 def _iter_directory(
-    path: str, info: os.stat_result, on_bytes: ByteCounter | None, seen: set[tuple[int, int]]
+    path: str, info: os.stat_result, on_bytes: ByteCounter | None, seen: set[tuple[int, int]],
+    refs: Refs | None,
 ) -> Iterator[Item]:
     if (info.st_dev, info.st_ino) in seen:  # a symlink loop, or a directory reached twice
         return
@@ -95,15 +131,17 @@ def _iter_directory(
         with os.scandir(path) as scan:
             entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
     except OSError as exc:
-        yield Malformed(path, _describe(exc), unreadable=True)
+        yield from _one(Malformed(path, _describe(exc), unreadable=True), refs)
         return
     for entry in entries:
         if entry.is_dir():
-            yield from _iter_path(entry.path, on_bytes, seen)
-        elif entry.is_file():
+            yield from _iter_path(entry.path, on_bytes, seen, refs)
+        elif not entry.is_file():
+            yield from _one(_not_a_file(entry.path), refs)
+        elif refs is None:
             yield from _iter_file(entry.path, on_bytes)
         else:
-            yield _not_a_file(entry.path)
+            yield from _placed(_iter_file(entry.path, on_bytes), entry.path, refs)
 
 
 def _not_a_file(path: str) -> Malformed | Skipped:

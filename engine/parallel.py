@@ -39,22 +39,12 @@ from engine.inputs import iter_paths
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats
 from engine.state import StateStore
+from engine.stubs import STUB_FIELDS, Resolver, stub_of
 
 IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[int] = frozenset()  # indexes of the rules on the decider's threshold lane
-STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
-RESOLVE_CACHE = 4  # files whose records the parent keeps for resolving stubs
-
-
-class RecordStub(dict):  # type: ignore[type-arg]
-    """The fields the threshold lane counts with; `ref` = (path, n): the record is the n-th
-    record read from that file. Built in the parent: a worker sends the bare values, which
-    cross the pipe 3-4x cheaper than a dict subclass."""
-
-    __slots__ = ("ref",)
-    ref: tuple[str, int]
 
 
 @dataclass
@@ -148,7 +138,7 @@ def parallel_scan(
     _EVALUATOR = evaluator
     _LANE = frozenset(n for n, c in enumerate(evaluator.rules)
                       if decider.lane_holds(c.rule.id))
-    decider.resolve = _Resolver()
+    decider.resolve = Resolver()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
         pending: deque[Any] = deque()
@@ -188,7 +178,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     # a claim without eventID carries it, and the file's newest closes them: the store sees
     # the eventTimes one process would have claimed.
     claims: list[tuple[str | None, float | None]] = []
-    records = [(_stub(sent, result.path) if type(sent) is tuple else sent, epoch, before, found)
+    records = [(stub_of(sent[:-1], (result.path, sent[-1])) if type(sent) is tuple else sent,
+                epoch, before, found)
                for sent, epoch, before, found in result.records]
     newest, claimed = float("-inf"), []
     for record, epoch, before, _ in records:
@@ -216,32 +207,6 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
             _emit(alert, emit, stats)
-
-
-def _stub(values: tuple[Any, ...], path: str) -> RecordStub:
-    stub = RecordStub(zip(STUB_FIELDS, values[:-1], strict=True))
-    stub.ref = (path, values[-1])
-    return stub
-
-
-class _Resolver:
-    """Stub -> whole record, read back from its file (the last few files are kept)."""
-
-    def __init__(self) -> None:
-        self._files: dict[str, list[dict[str, Any]]] = {}
-
-    def __call__(self, match: Match) -> Match:
-        stub = match.record
-        if type(stub) is not RecordStub:
-            return match
-        path, position = stub.ref
-        records = self._files.get(path)
-        if records is None:
-            if len(self._files) >= RESOLVE_CACHE:
-                del self._files[next(iter(self._files))]
-            records = self._files[path] = [
-                item for item in iter_paths([path]) if type(item) is dict]
-        return match._replace(record=records[position])
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:

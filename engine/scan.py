@@ -21,9 +21,11 @@ from engine.decide import Decider
 from engine.decode import Malformed, ObjectRef, Skipped
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
-from engine.model import Alert
+from engine.inputs import Refs
+from engine.model import Alert, Match
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
+from engine.stubs import STUB_FIELDS, Ref, Resolver, stub_of
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -84,18 +86,30 @@ def run_scan(
     emit: Callable[[Alert], None],
     memory: StateStore | None = None,
     stats: ScanStats | None = None,
+    refs: Refs | None = None,
 ) -> ScanStats:
     """Drive every item through the pipeline; emit alerts as their windows close.
 
     Exact repeats are recognised by `memory`, by default the decider's store. Records are
     taken in batches so that a shared store claims their eventIDs in one round trip; within a
     batch they are evaluated in arrival order, one at a time.
+
+    `refs`: the list `iter_paths(..., refs=)` fills for `items`. With it, a record whose
+    matches all wait on the threshold lane is held there as a stub, and read back from its
+    file if ever needed whole (engine.stubs): a scan's memory then no longer grows with the
+    records per minute of event time.
     """
     stats = stats or ScanStats()
     ids = memory or decider.store
     iterator = iter(items)
+    placed = None
+    if refs is not None and decider.resolve is None:
+        decider.resolve = Resolver()
     while batch := list(islice(iterator, BATCH)):
-        scan_batch(batch, evaluator, decider, ids, emit, stats)
+        if refs is not None:
+            placed = refs.copy()
+            refs.clear()
+        scan_batch(batch, evaluator, decider, ids, emit, stats, placed)
         if ids is not decider.store and decider.watermark > float("-inf"):
             ids.advance(decider.watermark)
     for alert in decider.flush():
@@ -108,9 +122,11 @@ def run_scan(
 
 
 def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
-               emit: Callable[[Alert], None], stats: ScanStats) -> None:
+               emit: Callable[[Alert], None], stats: ScanStats,
+               placed: list[Ref | None] | None = None) -> None:
     """One batch of items: claim their eventIDs in one go, then evaluate and offer in order.
 
+    `placed`: where each item can be read again (see run_scan), if known.
     The daemon calls this per source message, then `decider.flush()`, delivers, and commits
     the store: a crash before the commit leaves the message to be processed again."""
     records: list[dict[str, Any]] = []
@@ -123,8 +139,11 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
             _count_other(item, stats)
     repeats = ids.seen_events(claims)
     evaluate, offer, advance = evaluator.evaluate, decider.offer, decider.advance
+    lane = decider.lane_rules if placed is not None else frozenset()
+    where = [ref for item, ref in zip(batch, placed, strict=True)
+             if type(item) is dict] if lane and placed is not None else None
     events = duplicates = late = 0
-    for record, (_, epoch), repeat in zip(records, claims, repeats, strict=True):
+    for n, (record, (_, epoch), repeat) in enumerate(zip(records, claims, repeats, strict=True)):
         if repeat:
             duplicates += 1
             continue
@@ -134,7 +153,12 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
                 _emit(alert, emit, stats)
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
-        for match in evaluate(record):
+        matches = evaluate(record)
+        if where is not None and matches and (ref := where[n]) is not None and all(
+                match.rule.id in lane for match in matches):  # held as a stub (run_scan)
+            stub = stub_of(map(record.get, STUB_FIELDS), ref)
+            matches = [Match(match.rule, stub, match.group_key) for match in matches]
+        for match in matches:
             for alert in offer(match, epoch):
                 _emit(alert, emit, stats)
     stats.events += events

@@ -11,16 +11,20 @@ completes a run may write its alert one release later).
 from __future__ import annotations
 
 import copy
+import gzip
 from pathlib import Path
 from typing import Any
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.decide import new_decider
-from engine.model import Alert
+from engine.inputs import Refs, iter_paths
+from engine.model import Alert, Rule
 from engine.scan import run_scan
 from engine.state import open_store
+from engine.stubs import Resolver
 from tests.support.state import copies, evaluator, make_rule, read, view
 
 LATENESS = 600.0
@@ -32,6 +36,7 @@ RULES = [
     make_rule("plain"),
     make_rule("new-ip", first_seen=("sourceIPAddress", "90d", "")),
 ]
+LANE_ONLY = RULES[:4]  # thresholds only: each of their matches waits on the lane
 
 calls = st.tuples(
     st.integers(0, 3 * 3600),
@@ -51,13 +56,33 @@ def _arrivals(drawn: list[tuple[int, str, str, int]], delays: list[int]) -> list
     return [record for _, _, record in sorted(records, key=lambda item: item[:2])]
 
 
-def _scan(records: list[dict[str, Any]], lane: bool, url: str = "memory://") -> list[Alert]:
-    engine = evaluator(RULES)
+def _scan(records: list[dict[str, Any]], lane: bool, url: str = "memory://",
+          rules: list[Rule] = RULES) -> list[Alert]:
+    engine = evaluator(rules)
     alerts: list[Alert] = []
     with open_store(url) as store:
         run_scan(copy.deepcopy(records), engine, new_decider(engine, LATENESS, store,
                                                              lane=lane), alerts.append)
     return alerts
+
+
+def _scan_files(records: list[dict[str, Any]], root: Path,
+                rules: list[Rule]) -> tuple[list[Alert], Resolver]:
+    """The records written to files (a gzipped log file, then JSON lines, in turns) and
+    scanned as `trailguard scan` does: lane matches held as stubs, read back when needed."""
+    for n, start in enumerate(range(0, len(records), 7)):
+        part = records[start:start + 7]
+        if n % 2:
+            (root / f"{n:03d}.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in part))
+        else:
+            (root / f"{n:03d}.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": part})))
+    engine = evaluator(rules)
+    decider = new_decider(engine, LATENESS, open_store("memory://"))
+    resolver = decider.resolve = Resolver()
+    alerts: list[Alert] = []
+    refs: Refs = []
+    run_scan(iter_paths([str(root)], refs=refs), engine, decider, alerts.append, refs=refs)
+    return alerts, resolver
 
 
 def _views(alerts: list[Alert]) -> list[tuple[Any, ...]]:
@@ -73,6 +98,33 @@ def test_lane_and_general_path_give_the_same_alerts(
                                 max_size=len(drawn)))
     records = _arrivals(drawn, delays)
     assert _views(_scan(records, lane=True)) == _views(_scan(records, lane=False))
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(calls, min_size=1, max_size=50), st.data())
+def test_lane_stubs_read_back_give_the_same_alerts(
+        tmp_path_factory: Any, drawn: list[tuple[int, str, str, int]],
+        data: st.DataObject) -> None:
+    """From files, the lane holds stubs and reads whole records back for the general path:
+    every alert, its event included, is what deciding the whole records gives."""
+    delays = data.draw(st.lists(st.integers(0, int(2 * LATENESS)), min_size=len(drawn),
+                                max_size=len(drawn)))
+    records = _arrivals(drawn, delays)
+    for rules in (RULES, LANE_ONLY):  # LANE_ONLY: every match is held as a stub
+        alerts, resolver = _scan_files(records, Path(tmp_path_factory.mktemp("stubs")), rules)
+        assert _views(alerts) == _views(_scan(records, lane=False, rules=rules))
+        assert resolver.missing == 0
+
+
+def test_lane_stubs_are_read_back_when_a_run_completes(tmp_path: Path) -> None:
+    """The burst's alert carries the whole record, read back from its file."""
+    records = [read(minute, "alice") for minute in (0, 1, 2, 30)]
+    alerts, resolver = _scan_files(records, tmp_path, LANE_ONLY)
+    burst = [a for a in alerts if a.rule.id == "burst"]
+    assert len(burst) == 1 and resolver.files_read >= 1
+    assert burst[0].event == records[2]  # the match completing the run, whole: not a stub
+    assert type(burst[0].event) is dict
 
 
 @settings(max_examples=40, deadline=None, database=None, derandomize=True,

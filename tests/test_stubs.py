@@ -1,0 +1,100 @@
+"""Where a record can be read again (iter_paths refs), and reading it back (Resolver)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from engine.inputs import Refs, iter_paths
+from engine.model import Match
+from engine.stubs import STUB_FIELDS, RecordStub, Resolver, stub_of
+from tests.support.records import record
+from tests.support.state import make_rule
+
+
+def _lines(records: list[Any]) -> bytes:
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+def _items_and_refs(paths: list[str]) -> list[tuple[Any, Any]]:
+    refs: Refs = []
+    items = []
+    for item in iter_paths(paths, refs=refs):
+        assert len(refs) == len(items) + 1  # appended just before the item is yielded
+        items.append(item)
+    return list(zip(items, refs, strict=True))
+
+
+def test_each_record_is_named_where_reading_its_file_again_finds_it(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    (logs / "a").mkdir(parents=True)
+    first, second = [record() for _ in range(3)], [record() for _ in range(2)]
+    (logs / "a" / "1.json.gz").write_bytes(gzip.compress(orjson.dumps({"Records": first})))
+    (logs / "b.jsonl").write_bytes(_lines(second[:1]) + b"{broken\n" + _lines(second[1:]))
+    pairs = _items_and_refs([str(logs)])
+    placed = [(item, ref) for item, ref in pairs if type(item) is dict]
+    assert [item for item, _ in placed] == first + second
+    for item, (path, position) in placed:
+        again = [r for r in iter_paths([path]) if type(r) is dict]
+        assert again[position] == item
+    assert [ref for item, ref in pairs if type(item) is not dict] == [None]  # the broken line
+
+
+def test_stdin_and_pipes_cannot_be_read_again(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [record(), record()]
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_lines(records))))
+    assert _items_and_refs(["-"]) == [(r, None) for r in records]
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(_lines(records),))
+    writer.start()
+    try:
+        assert _items_and_refs([str(fifo)]) == [(r, None) for r in records]
+    finally:
+        writer.join(timeout=5)
+
+
+RULE = make_rule("r")
+
+
+def _stub_match(item: dict[str, Any], path: Path, position: int) -> Match:
+    stub = stub_of(map(item.get, STUB_FIELDS), (str(path), position))
+    return Match(RULE, stub, None)
+
+
+def test_a_stub_is_read_back_whole_and_files_are_kept_for_the_next(tmp_path: Path) -> None:
+    records = [record() for _ in range(3)]
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(_lines(records))
+    resolver = Resolver()
+    for position, item in enumerate(records):
+        found = resolver(_stub_match(item, path, position))
+        assert found.record == item and type(found.record) is dict
+    assert resolver.files_read == 1
+    whole = Match(RULE, records[0], None)
+    assert resolver(whole) is whole
+
+
+def test_a_rewritten_file_is_searched_and_a_vanished_record_keeps_its_stub(
+        tmp_path: Path) -> None:
+    records = [record() for _ in range(3)]
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(_lines(records))
+    matches = [_stub_match(item, path, n) for n, item in enumerate(records)]
+    path.write_bytes(_lines([records[2], records[0]]))  # reordered, and one gone
+    resolver = Resolver()
+    assert resolver(matches[0]).record == records[0]
+    assert resolver(matches[2]).record == records[2]
+    kept = resolver(matches[1])
+    assert type(kept.record) is RecordStub and kept.record["eventID"] == records[1]["eventID"]
+    assert resolver.missing == 1
