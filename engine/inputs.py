@@ -49,6 +49,9 @@ BUFFER_SIZE = 1 << 18
 
 ByteCounter = Callable[[int], None]
 Refs = list[tuple[str, int] | None]
+# Files up to this size on disk are cheap to read again whole (a CloudTrail log file is tens of
+# kilobytes gzipped); their records can be named by place (iter_paths refs).
+REREAD_BYTES = 256 << 10
 
 
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
@@ -56,9 +59,10 @@ def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
     """Every item in the given files, directories (recursively) and ``-`` (stdin), in order.
 
     With `refs`, one entry is appended per item, just before it is yielded: ``(path, n)``
-    for the n-th record (0-based) of a regular file, which reading that file again yields at
-    the same place, else None (stdin, a pipe, anything not a record). The threshold lane
-    holds stubs of records it can read back this way (engine.stubs)."""
+    for the n-th record (0-based) of a regular file of up to REREAD_BYTES, which reading
+    that file again yields at the same place; else None (stdin, a pipe, a larger file,
+    anything not a record). The threshold lane holds stubs of records it can read back this
+    way (engine.stubs)."""
     for path in paths:
         if path != STDIN:
             yield from _iter_path(path, on_bytes, set(), refs)
@@ -108,9 +112,9 @@ def _iter_path(
         yield from _iter_directory(path, info, on_bytes, seen, refs)
     elif refs is None:
         yield from _iter_file(path, on_bytes)
-    elif stat.S_ISREG(info.st_mode):
+    elif stat.S_ISREG(info.st_mode) and info.st_size <= REREAD_BYTES:
         yield from _placed(_iter_file(path, on_bytes), path, refs)
-    else:  # a pipe such as <(zcat ...): what it held cannot be read again
+    else:  # a pipe such as <(zcat ...) cannot be read again, a large file is not
         yield from _unplaced(_iter_file(path, on_bytes), refs)
 
 
@@ -140,8 +144,10 @@ def _iter_directory(
             yield from _one(_not_a_file(entry.path), refs)
         elif refs is None:
             yield from _iter_file(entry.path, on_bytes)
-        else:
+        elif _size(entry) <= REREAD_BYTES:
             yield from _placed(_iter_file(entry.path, on_bytes), entry.path, refs)
+        else:
+            yield from _unplaced(_iter_file(entry.path, on_bytes), refs)
 
 
 def _not_a_file(path: str) -> Malformed | Skipped:
@@ -156,6 +162,13 @@ def _not_a_file(path: str) -> Malformed | Skipped:
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
+
+
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:  # gone since the walk: reading it will say so
+        return 0
 
 
 def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:

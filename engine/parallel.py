@@ -35,13 +35,17 @@ from engine.decide import Decider
 from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
-from engine.inputs import iter_paths
+from engine.inputs import Refs, iter_paths
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats
+from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
 from engine.state import StateStore
-from engine.stubs import STUB_FIELDS, Resolver, stub_of
+from engine.stubs import RecordStub, Resolver, stub_for, stub_of
 
 IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
+# A worker returns a file's matches at once, so a file larger than this on disk (a JSON-lines
+# export, say; CloudTrail's own log files are far smaller) is scanned by the parent itself, in
+# its turn, at one process's speed: memory stays flat whatever the size of one file.
+LOCAL_BYTES = 8 << 20
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[int] = frozenset()  # indexes of the rules on the decider's threshold lane
@@ -51,8 +55,8 @@ _LANE: frozenset[int] = frozenset()  # indexes of the rules on the decider's thr
 class FileResult:
     """What a worker found in one file: matched records, counts, and problems."""
 
-    # (record - or its STUB_FIELDS values and position -, epoch, watermark before it,
-    # [(rule, group)])
+    # (record - or its stub's values and its way back: a position or the record's text -,
+    # epoch, watermark before it, [(rule, group)])
     records: list[tuple[dict[str, Any] | tuple[Any, ...], float | None, float,
                         list[tuple[int, str | None]]]] = field(default_factory=list)
     path: str = ""
@@ -95,20 +99,21 @@ def _scan_file(path: str) -> FileResult:
     index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
     result = FileResult(path=path)
     watermark = float("-inf")
-    position = -1
-    for item in iter_paths([path]):
+    refs: Refs = []
+    for item in iter_paths([path], refs=refs):
+        ref = refs.pop()
         if type(item) is not dict:
             _note(item, result)
             continue
-        position += 1
         result.events += 1
         epoch = event_epoch(item)
         matches = evaluator.evaluate(item)
         if matches:
             found = [(index[m.rule.id], m.group_key) for m in matches]
-            if all(rule in _LANE for rule, _ in found):
-                result.records.append(((*map(item.get, STUB_FIELDS), position), epoch,
-                                       watermark, found))
+            if all(rule in _LANE for rule, _ in found) and (
+                    stub := stub_for(item, ref)) is not None:  # its values cross the pipe
+                back = stub.back if type(stub.back) is bytes else stub.back[1]
+                result.records.append(((*stub.values(), back), epoch, watermark, found))
             else:
                 result.records.append((item, epoch, watermark, found))
         if epoch is not None and epoch > watermark:
@@ -141,23 +146,40 @@ def parallel_scan(
     decider.resolve = Resolver()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
+
+        def submit(path: str) -> Any:
+            return path if _size(path) > LOCAL_BYTES else pool.apply_async(_scan_file, (path,))
+
         pending: deque[Any] = deque()
         queue = iter(files)
         for path in queue:
-            pending.append(pool.apply_async(_scan_file, (path,)))
+            pending.append(submit(path))
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 break
+        refs: Refs = []
         while pending:
-            result = pending.popleft().get()
+            task = pending.popleft()
+            result = task.get() if not isinstance(task, str) else None
             for path in queue:  # keep the workers busy while this result is decided
-                pending.append(pool.apply_async(_scan_file, (path,)))
+                pending.append(submit(path))
                 break
-            _decide_file(result, evaluator, decider, store, emit, stats)
+            if result is None:  # a large file: scanned here, in its turn
+                scan_items(iter_paths([task], refs=refs), evaluator, decider, store, emit,
+                           stats, refs)
+            else:
+                _decide_file(result, evaluator, decider, store, emit, stats)
     for alert in decider.flush():
         _emit(alert, emit, stats)
     store.commit()
     stats.elapsed = time.perf_counter() - stats.started
     return stats
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:  # a worker reports it
+        return 0
 
 
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
@@ -178,7 +200,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     # a claim without eventID carries it, and the file's newest closes them: the store sees
     # the eventTimes one process would have claimed.
     claims: list[tuple[str | None, float | None]] = []
-    records = [(stub_of(sent[:-1], (result.path, sent[-1])) if type(sent) is tuple else sent,
+    records = [(_stub(sent, result.path) if type(sent) is tuple else sent,
                 epoch, before, found)
                for sent, epoch, before, found in result.records]
     newest, claimed = float("-inf"), []
@@ -207,6 +229,12 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
             _emit(alert, emit, stats)
+
+
+def _stub(sent: tuple[Any, ...], path: str) -> RecordStub:
+    """A worker's stub values and its way back: a place in `path`, or the record's text."""
+    back = sent[-1]
+    return stub_of(sent[:-1], (path, back) if type(back) is int else back)
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:

@@ -25,7 +25,7 @@ from engine.inputs import Refs
 from engine.model import Alert, Match
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
-from engine.stubs import STUB_FIELDS, Ref, Resolver, stub_of
+from engine.stubs import Ref, Resolver, stub_for
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -95,23 +95,15 @@ def run_scan(
     batch they are evaluated in arrival order, one at a time.
 
     `refs`: the list `iter_paths(..., refs=)` fills for `items`. With it, a record whose
-    matches all wait on the threshold lane is held there as a stub, and read back from its
-    file if ever needed whole (engine.stubs): a scan's memory then no longer grows with the
-    records per minute of event time.
+    matches all wait on the threshold lane is held there as a stub, made whole again only if
+    needed (engine.stubs): a scan's memory then grows far less with the records per minute
+    of event time.
     """
     stats = stats or ScanStats()
     ids = memory or decider.store
-    iterator = iter(items)
-    placed = None
     if refs is not None and decider.resolve is None:
         decider.resolve = Resolver()
-    while batch := list(islice(iterator, BATCH)):
-        if refs is not None:
-            placed = refs.copy()
-            refs.clear()
-        scan_batch(batch, evaluator, decider, ids, emit, stats, placed)
-        if ids is not decider.store and decider.watermark > float("-inf"):
-            ids.advance(decider.watermark)
+    scan_items(items, evaluator, decider, ids, emit, stats, refs)
     for alert in decider.flush():
         _emit(alert, emit, stats)
     ids.commit()
@@ -119,6 +111,21 @@ def run_scan(
         decider.store.commit()
     stats.elapsed = time.perf_counter() - stats.started
     return stats
+
+
+def scan_items(items: Iterable[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
+               emit: Callable[[Alert], None], stats: ScanStats, refs: Refs | None) -> None:
+    """Every item through the pipeline, a batch at a time; the windows stay open (the caller
+    flushes the decider at the end of its input)."""
+    iterator = iter(items)
+    placed = None
+    while batch := list(islice(iterator, BATCH)):
+        if refs is not None:
+            placed = refs.copy()
+            refs.clear()
+        scan_batch(batch, evaluator, decider, ids, emit, stats, placed)
+        if ids is not decider.store and decider.watermark > float("-inf"):
+            ids.advance(decider.watermark)
 
 
 def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
@@ -154,9 +161,8 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
         matches = evaluate(record)
-        if where is not None and matches and (ref := where[n]) is not None and all(
-                match.rule.id in lane for match in matches):  # held as a stub (run_scan)
-            stub = stub_of(map(record.get, STUB_FIELDS), ref)
+        if where is not None and matches and all(match.rule.id in lane for match in matches) \
+                and (stub := stub_for(record, where[n])) is not None:  # see run_scan
             matches = [Match(match.rule, stub, match.group_key) for match in matches]
         for match in matches:
             for alert in offer(match, epoch):

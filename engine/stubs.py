@@ -1,13 +1,18 @@
-"""Threshold-lane matches held as stubs: a record's few counted fields and where it is.
+"""Threshold-lane matches held as stubs: the record's few counted fields, and a way back.
 
 A threshold such as codeartifact-mass-download matches nearly every record, and its matches
 wait in the decider's lane for the allowed lateness (15 minutes of event time by default)
 before they are counted. Held whole, those records were most of a scan's memory: about 60 MB
 for the bench stream, and more for a denser one (memory grows with events per minute, not
-with input size). The lane counts with four fields, so a match whose record can be read again
-- it came from a file - carries a stub of those fields and the record's place in its file.
-The whole record is read back only if the general path needs it (a run completes, a match is
-late): rarely, and a few files at a time.
+with input size). The lane counts with four fields, so a lane match carries a stub of them,
+and the whole record is made again only if the general path needs it (a run completes, a
+match is late): rarely. Two ways back, by where the record came from:
+
+- a small file (CloudTrail's log files: up to `inputs.REREAD_BYTES` on disk): the record's
+  place in it, read again when needed, the last few files kept. Costs nothing per record.
+- anything else (a large JSON-lines export, stdin, a pipe): the record's JSON text, about a
+  quarter of the parsed record's memory and one `orjson.dumps`. A large file is not read
+  again: a stub asked for far from the last one would mean reading it again from the start.
 
 Both `scan` paths use this: one process (engine.scan) and `--workers` (engine.parallel),
 whose workers send a stub's values instead of the record.
@@ -18,31 +23,45 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from engine.inputs import iter_paths
-from engine.model import Match
+from engine.model import Match, Record
 
 STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
-RESOLVE_CACHE = 4  # files whose records are kept for reading stubs back
+RESOLVE_CACHE = 4  # small files whose records are kept for reading stubs back
 
 Ref = tuple[str, int]  # (path, n): the n-th record (0-based) read from that file (iter_paths)
 
 
 class RecordStub(dict):  # type: ignore[type-arg]
-    """The fields the threshold lane counts with; `ref` says where the whole record is."""
+    """The fields the threshold lane counts with; `back`: where the whole record is, as a
+    Ref or as its JSON text."""
 
-    __slots__ = ("ref",)
-    ref: Ref
+    __slots__ = ("back",)
+    back: Ref | bytes
 
 
-def stub_of(values: Iterable[Any], ref: Ref) -> RecordStub:
+def stub_of(values: Iterable[Any], back: Ref | bytes) -> RecordStub:
     """A stub from the values of STUB_FIELDS, in that order."""
     stub = RecordStub(zip(STUB_FIELDS, values, strict=True))
-    stub.ref = ref
+    stub.back = back
     return stub
 
 
+def stub_for(record: Record, ref: Ref | None) -> RecordStub | None:
+    """The stub of `record` (with `ref` when its file can be read again); None when the
+    record cannot be made again from its text (not JSON: it did not come from a file)."""
+    if ref is None:
+        try:  # orjson's bytes keep its 8 KB buffer: copy the text out (measured here)
+            return stub_of(map(record.get, STUB_FIELDS), memoryview(orjson.dumps(record)).tobytes())
+        except TypeError:
+            return None
+    return stub_of(map(record.get, STUB_FIELDS), ref)
+
+
 class Resolver:
-    """Stub -> whole record, read back from its file (the last few files are kept).
+    """Stub -> whole record: parsed from its text, or read back from its file.
 
     A file rewritten since it was scanned could hold another record at that place: the
     eventID is checked, the file searched for it if it moved, and the stub kept (an alert
@@ -58,7 +77,9 @@ class Resolver:
         stub = match.record
         if type(stub) is not RecordStub:
             return match
-        path, position = stub.ref
+        if type(stub.back) is bytes:
+            return match._replace(record=orjson.loads(stub.back))
+        path, position = stub.back
         records = self._files.get(path)
         if records is None:
             if len(self._files) >= RESOLVE_CACHE:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine import inputs
 from engine.decide import new_decider
 from engine.inputs import Refs, iter_paths
 from engine.model import Alert, Rule
@@ -66,10 +68,11 @@ def _scan(records: list[dict[str, Any]], lane: bool, url: str = "memory://",
     return alerts
 
 
-def _scan_files(records: list[dict[str, Any]], root: Path,
-                rules: list[Rule]) -> tuple[list[Alert], Resolver]:
+def _scan_files(records: list[dict[str, Any]], root: Path, rules: list[Rule],
+                reread: int = inputs.REREAD_BYTES) -> tuple[list[Alert], Resolver]:
     """The records written to files (a gzipped log file, then JSON lines, in turns) and
-    scanned as `trailguard scan` does: lane matches held as stubs, read back when needed."""
+    scanned as `trailguard scan` does: lane matches held as stubs, made whole again when
+    needed; from files up to `reread` bytes by reading them again, else from their text."""
     for n, start in enumerate(range(0, len(records), 7)):
         part = records[start:start + 7]
         if n % 2:
@@ -81,7 +84,9 @@ def _scan_files(records: list[dict[str, Any]], root: Path,
     resolver = decider.resolve = Resolver()
     alerts: list[Alert] = []
     refs: Refs = []
-    run_scan(iter_paths([str(root)], refs=refs), engine, decider, alerts.append, refs=refs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inputs, "REREAD_BYTES", reread)
+        run_scan(iter_paths([str(root)], refs=refs), engine, decider, alerts.append, refs=refs)
     return alerts, resolver
 
 
@@ -111,8 +116,10 @@ def test_lane_stubs_read_back_give_the_same_alerts(
     delays = data.draw(st.lists(st.integers(0, int(2 * LATENESS)), min_size=len(drawn),
                                 max_size=len(drawn)))
     records = _arrivals(drawn, delays)
-    for rules in (RULES, LANE_ONLY):  # LANE_ONLY: every match is held as a stub
-        alerts, resolver = _scan_files(records, Path(tmp_path_factory.mktemp("stubs")), rules)
+    for rules, reread in ((RULES, 1 << 20), (LANE_ONLY, 1 << 20), (LANE_ONLY, 0)):
+        # LANE_ONLY: every match is held as a stub; reread=0: each stub holds its text
+        alerts, resolver = _scan_files(records, Path(tmp_path_factory.mktemp("stubs")), rules,
+                                       reread)
         assert _views(alerts) == _views(_scan(records, lane=False, rules=rules))
         assert resolver.missing == 0
 
@@ -125,6 +132,10 @@ def test_lane_stubs_are_read_back_when_a_run_completes(tmp_path: Path) -> None:
     assert len(burst) == 1 and resolver.files_read >= 1
     assert burst[0].event == records[2]  # the match completing the run, whole: not a stub
     assert type(burst[0].event) is dict
+    (tmp_path / "text").mkdir()
+    alerts, resolver = _scan_files(records, tmp_path / "text", LANE_ONLY, reread=0)
+    assert [a.event for a in alerts if a.rule.id == "burst"] == [records[2]]
+    assert resolver.files_read == 0
 
 
 @settings(max_examples=40, deadline=None, database=None, derandomize=True,

@@ -88,3 +88,41 @@ def test_workers_with_the_pack_on_examples_and_garbage() -> None:
     assert _signature(one.stdout)
     malformed = [line for line in one.stderr.splitlines() if "malformed:" in line]
     assert malformed == [line for line in two.stderr.splitlines() if "malformed:" in line]
+
+
+def test_a_large_file_is_scanned_by_the_parent_in_its_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files over LOCAL_BYTES are scanned in the parent (a worker would hand back all of a
+    file's matches at once): the alerts are still those of one process."""
+    from engine import parallel
+    from engine.decide import new_decider
+    from engine.inputs import iter_paths
+    from engine.scan import run_scan
+    from engine.state import open_store
+    from tests.support.state import evaluator, make_rule, read, views
+
+    rules = [make_rule("burst", threshold=(3, "10m")), make_rule("plain")]
+    files = []
+    for n in range(6):  # bursts across files; files 1 and 4 are "large"
+        path = tmp_path / f"{n}.jsonl"
+        lines = [read(n * 4 + k / 2, who) for k in range(3) for who in ("alice", "bob")]
+        lines += [read(n * 4 + 2, "carol")] * (8 if n in (1, 4) else 1)  # repeats, too
+        path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in lines))
+        files.append(str(path))
+    monkeypatch.setattr(parallel, "LOCAL_BYTES", (tmp_path / "0.jsonl").stat().st_size)
+    scanned = []
+    real = parallel.scan_items
+    monkeypatch.setattr(parallel, "scan_items", lambda items, *rest: (
+        scanned.append(1), real(items, *rest)))
+    results = []
+    for workers in (1, 2):
+        engine = evaluator(rules)
+        decider = new_decider(engine, 900.0, open_store("memory://"))
+        alerts: list = []
+        if workers == 1:
+            run_scan(iter_paths(files), engine, decider, alerts.append)
+        else:
+            parallel.parallel_scan(files, 2, engine, decider, decider.store, alerts.append)
+        results.append(views(alerts))
+    assert len(scanned) == 2
+    assert results[0] == results[1] and results[0]

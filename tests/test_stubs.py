@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from engine import inputs
 from engine.inputs import Refs, iter_paths
 from engine.model import Match
-from engine.stubs import STUB_FIELDS, RecordStub, Resolver, stub_of
+from engine.stubs import STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
 from tests.support.records import record
 from tests.support.state import make_rule
 
@@ -98,3 +99,22 @@ def test_a_rewritten_file_is_searched_and_a_vanished_record_keeps_its_stub(
     kept = resolver(matches[1])
     assert type(kept.record) is RecordStub and kept.record["eventID"] == records[1]["eventID"]
     assert resolver.missing == 1
+
+
+def test_a_file_larger_than_reread_bytes_is_not_placed(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    small, large = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    small.write_bytes(_lines([record()]))
+    large.write_bytes(_lines([record(), record()]))
+    monkeypatch.setattr(inputs, "REREAD_BYTES", small.stat().st_size)
+    for paths in ([str(tmp_path)], [str(small), str(large)]):  # walked, and named
+        assert [ref for _, ref in _items_and_refs(paths)] == [(str(small), 0), None, None]
+
+
+def test_a_stub_without_a_place_holds_its_text() -> None:
+    item = record(requestParameters={"n": 1.5, "big": 2**63 - 1, "text": "é\u2028"})
+    stub = stub_for(item, None)
+    assert stub is not None and type(stub.back) is bytes
+    resolver = Resolver()
+    assert resolver(Match(RULE, stub, None)).record == item and resolver.files_read == 0
+    assert stub_for({"eventID": "x", "bad": {1, 2}}, None) is None  # not JSON: held whole
