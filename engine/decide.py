@@ -95,8 +95,8 @@ class Decider:
         self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
         self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
         self._lane_settled = float("-inf")  # the clock lane groups were last counted up to
-        # Lane matches may carry a stand-in for their record (scan --workers); this gives
-        # the match with its whole record, for the general path.
+        # Lane matches may carry a stub for their record (engine.stubs), in the lane and in
+        # the general buffer; this gives the match with its whole record, to be decided.
         self.resolve: Callable[[Match], Match] | None = None
         self._general: set[str] = set()
         self._lane_purged = float("-inf")
@@ -175,8 +175,6 @@ class Decider:
                     heapq.heappush(self._lane_due, (t, key))
                 waiting.append((t, call, event_id, next(self._seq), match))
                 return due
-            if self.resolve is not None:
-                match = self.resolve(match)
         heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
 
@@ -240,10 +238,11 @@ class Decider:
             if due_at.get(key) == when:
                 del due_at[key]
                 self._settle(key, clock)
-        buffer, items = self._buffer, []
+        buffer, items, resolve = self._buffer, [], self.resolve
         while buffer and buffer[0][0] < clock:
             t, _, _, _, match = heapq.heappop(buffer)
-            items.append((match, t))
+            # A stub (engine.stubs) waits as one; its record is made whole to be decided.
+            items.append((match if resolve is None else resolve(match), t))
         return items
 
     def _open_lane(self, key: str) -> list[tuple[float, str, str, int, Match]] | None:
@@ -334,10 +333,7 @@ class Decider:
         (unless the store would already have purged them)."""
         self._general.add(key)
         self._due_at.pop(key, None)
-        resolve = self.resolve
         for item in self._waiting.pop(key, ()):
-            if resolve is not None:
-                item = (*item[:4], resolve(item[4]))
             heapq.heappush(self._buffer, item)
         pending = self._lane.pop(key, None)
         if not pending:
