@@ -135,7 +135,7 @@ def _scan(args: argparse.Namespace) -> int:
     finally:
         left = sink.close()
         progress.close()
-    print(summary(stats, evaluator), file=sys.stderr)
+    print(summary(stats, evaluator, decider.late, lateness), file=sys.stderr)
     if left:
         print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
               "trailguard outbox list|retry -c CONFIG", file=sys.stderr)

@@ -37,7 +37,11 @@ class Progress:
             self.stream.flush()
 
 
-def summary(stats: ScanStats, evaluator: Evaluator) -> str:
+def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
+            lateness: float = 0.0) -> str:
+    """The counts a person needs to trust a scan. `late_matches`: matches that arrived more
+    than `lateness` seconds of event time behind the newest record, so were decided on
+    arrival, where sorted input might have decided them otherwise (docs/state.md S22)."""
     lines = [
         f"trailguard: {stats.events:,} events in {stats.elapsed:.2f}s "
         f"({stats.rate:,.0f} events/s); {stats.duplicates:,} duplicates, "
@@ -51,6 +55,9 @@ def summary(stats: ScanStats, evaluator: Evaluator) -> str:
         for rule_id in rule_ids:
             lines.append(f"  {rule_id:<{width}}  {evaluator.matches[rule_id]:>8,}  "
                          f"{stats.alerts[rule_id]:>7,}  {evaluator.errors[rule_id]:>7,}")
+    if late_matches:
+        lines.append(f"  late: {late_matches:,} matches arrived more than {lateness:g}s of event "
+                     "time behind newer records (allowed_lateness): decided on arrival")
     for rule_id, message in sorted(evaluator.first_error.items()):
         lines.append(f"  rule error: {rule_id}: {message}")
     for sample in stats.malformed_samples:

@@ -126,3 +126,17 @@ def test_a_large_file_is_scanned_by_the_parent_in_its_turn(
         results.append(views(alerts))
     assert len(scanned) == 2
     assert results[0] == results[1] and results[0]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
+    """A token request two hours behind the newest record is decided on arrival, and said."""
+    (tmp_path / "rules.yml").write_text(RULES)
+    newer = [record(eventTime="2024-03-01T12:00:00Z")]
+    older = [record(eventTime="2024-03-01T10:00:00Z"), record(eventTime="2024-03-01T11:59:00Z")]
+    for name, records in (("1.json", newer), ("2.json", older)):
+        (tmp_path / name).write_text(json.dumps({"Records": records}))
+    done = run_cli("scan", "--workers", workers, "-r", str(tmp_path / "rules.yml"),
+                   str(tmp_path / "1.json"), str(tmp_path / "2.json"))
+    assert done.returncode == 0, done.stderr
+    assert "late: 1 matches arrived more than 900s of event time behind" in done.stderr
