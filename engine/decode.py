@@ -63,6 +63,7 @@ __all__ = [
     "ObjectRef",
     "Skipped",
     "decode",
+    "decode_element",
     "decode_value",
     "gunzip",
     "is_record",
@@ -286,10 +287,20 @@ def _decode_elements(items: object, origin: str, name: str, depth: int) -> Itera
     for i, item in enumerate(items):
         if is_record(item):
             yield item
-        elif type(item) is dict:
-            yield from _decode_object(item, f"{origin}#{name}[{i}]", depth + 1)
         else:
-            yield Malformed(f"{origin}#{name}[{i}]", f"not a CloudTrail record: {_kind(item)}")
+            yield from decode_element(item, origin, name, i, depth)
+
+
+def decode_element(item: object, origin: str, name: str, index: int,
+                   depth: int = 0) -> Iterator[Item]:
+    """Element `index` of a top-level array (``name`` empty) or of ``Records``, when it is
+    not itself a record; engine.largedoc reads such arrays an element at a time."""
+    if is_record(item):
+        yield item
+    elif type(item) is dict:
+        yield from _decode_object(item, f"{origin}#{name}[{index}]", depth + 1)
+    else:
+        yield Malformed(f"{origin}#{name}[{index}]", f"not a CloudTrail record: {_kind(item)}")
 
 
 def _log_file(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:

@@ -30,6 +30,7 @@ from typing import IO
 
 import orjson
 
+from engine import largedoc
 from engine.decode import (
     GZIP_ERRORS,
     GZIP_MAGIC,
@@ -52,6 +53,8 @@ Refs = list[tuple[str, int] | None]
 # Files up to this size on disk are cheap to read again whole (a CloudTrail log file is tens of
 # kilobytes gzipped); their records can be named by place (iter_paths refs).
 REREAD_BYTES = 256 << 10
+# A file that is one document is parsed whole up to this size, element by element beyond it.
+WHOLE_BYTES = 16 << 20
 
 
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
@@ -180,41 +183,88 @@ def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:
 
 
 def _decode_stream(stream: IO[bytes], origin: str) -> Iterator[Item]:
-    """JSON lines streamed, or one whole document: decided by the first non-blank line."""
-    lines = _numbered_lines(stream)
-    first = next(lines, None)
+    """JSON lines streamed, or one whole document: decided by the first non-blank line.
+
+    A document is parsed whole up to WHOLE_BYTES; a larger one is read an element at a time
+    (engine.largedoc), so no file needs memory in proportion to its size."""
+    first = _first_line(stream)
     if first is None:
         yield Skipped(origin, "empty input")
         return
     number, line = first
+    if len(line) >= WHOLE_BYTES and not line.endswith(b"\n"):  # one line, too large to hold
+        yield from largedoc.iter_document(_chunks(line, stream), origin)
+        return
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
         # One document over several lines. decode() still recovers JSON lines from it when
         # the first line is broken and the second is not (then this file is read whole).
-        yield from decode(_read_rest(number, line, stream), origin)
+        rest = stream.read(WHOLE_BYTES)
+        if len(rest) < WHOLE_BYTES:
+            yield from decode(b"".join((b"\n" * (number - 1), line, rest)), origin)
+        else:
+            yield from _large(number, line, rest, stream, origin)
         return
     del first, line  # on one line, a whole CloudTrail log file: free its text before its records
-    second = next(lines, None)
+    second = next(_numbered_lines(stream, number), None)
     if second is None:
         yield from decode_value(value, origin)
         return
     yield from decode_value(value, f"{origin}:{number}")
     del value
-    for number, line in chain((second,), lines):
+    yield from _json_lines(chain((second,), _numbered_lines(stream, second[0])), origin)
+
+
+def _json_lines(lines: Iterable[tuple[int, bytes]], origin: str) -> Iterator[Item]:
+    for number, line in lines:
         yield from decode(line, f"{origin}:{number}")
 
 
-def _numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(1-based number, line) of each line that is not blank."""
-    for number, line in enumerate(stream, 1):
+def _large(number: int, line: bytes, rest: bytes, stream: IO[bytes],
+           origin: str) -> Iterator[Item]:
+    """Over WHOLE_BYTES, the first line not JSON on its own: JSON lines after a broken first
+    line (when the next line parses), else one large document over several lines."""
+    rest += stream.readline()  # to the end of a line
+    second = next(_numbered_lines(io.BytesIO(rest), number), None)
+    if second is None or _invalid(second[1]) is not None:
+        yield from largedoc.iter_document(_chunks(b"".join((line, rest)), stream), origin)
+        return
+    yield Malformed(f"{origin}:{number}", f"invalid JSON: {_invalid(line.rstrip())}")
+    yield from _json_lines(chain(_numbered_lines(io.BytesIO(rest), number),
+                                 _numbered_lines(stream, number + rest.count(b"\n"))), origin)
+
+
+def _invalid(line: bytes) -> str | None:
+    """Why `line` is not one JSON document, or None if it is."""
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return str(exc)
+    return None
+
+
+def _chunks(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+    yield head
+    while chunk := stream.read(largedoc.CHUNK):
+        yield chunk
+
+
+def _first_line(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """(1-based number, line) of the first line that is not blank, at most WHOLE_BYTES."""
+    number = 0
+    while line := stream.readline(WHOLE_BYTES):
+        number += 1
+        if not line.isspace():
+            return number, line
+    return None
+
+
+def _numbered_lines(stream: IO[bytes], before: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(1-based number, line) of each line that is not blank; `before` lines were read."""
+    for number, line in enumerate(stream, before + 1):
         if not line.isspace():
             yield number, line
-
-
-def _read_rest(number: int, line: bytes, stream: IO[bytes]) -> bytes:
-    """The whole document, blank lines before ``line`` kept so that line numbers still hold."""
-    return b"".join((b"\n" * (number - 1), line, stream.read()))
 
 
 def _buffered(raw: IO[bytes], on_bytes: ByteCounter | None) -> io.BufferedReader:
