@@ -125,7 +125,8 @@ def _scan(args: argparse.Namespace) -> int:
         with open_store(state_url) as store:
             decider = new_decider(evaluator, lateness, store)
             if files is not None and len(files) > 1:
-                stats = parallel_scan(files, workers, evaluator, decider, store, sink.send)
+                stats = parallel_scan(files, workers, evaluator, decider, store, sink.send,
+                                      on_bytes=progress.advance)
             else:
                 refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
@@ -133,8 +134,8 @@ def _scan(args: argparse.Namespace) -> int:
     except StateError as exc:
         raise ConfigError(str(exc), "--state") from exc
     finally:
+        progress.close()  # before anything else is written to stderr
         left = sink.close()
-        progress.close()
     print(summary(stats, evaluator, decider.late, lateness), file=sys.stderr)
     if left:
         print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "

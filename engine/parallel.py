@@ -35,7 +35,7 @@ from engine.decide import Decider
 from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
-from engine.inputs import Refs, iter_paths
+from engine.inputs import ByteCounter, Refs, iter_paths
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
 from engine.state import StateStore
@@ -136,8 +136,11 @@ def _note(item: Any, result: FileResult) -> None:
 def parallel_scan(
     files: list[str], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
+    on_bytes: ByteCounter | None = None,
 ) -> ScanStats:
-    """Scan `files` on `workers` processes; alerts as a single process would emit them."""
+    """Scan `files` on `workers` processes; alerts as a single process would emit them.
+
+    `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
     global _EVALUATOR, _LANE
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
@@ -147,10 +150,12 @@ def parallel_scan(
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
 
-        def submit(path: str) -> Any:
-            return path if _size(path) > LOCAL_BYTES else pool.apply_async(_scan_file, (path,))
+        def submit(path: str) -> tuple[str, int, Any]:
+            size = _size(path)
+            return path, size, None if size > LOCAL_BYTES else pool.apply_async(_scan_file,
+                                                                                   (path,))
 
-        pending: deque[Any] = deque()
+        pending: deque[tuple[str, int, Any]] = deque()
         queue = iter(files)
         for path in queue:
             pending.append(submit(path))
@@ -158,16 +163,18 @@ def parallel_scan(
                 break
         refs: Refs = []
         while pending:
-            task = pending.popleft()
-            result = task.get() if not isinstance(task, str) else None
-            for path in queue:  # keep the workers busy while this result is decided
-                pending.append(submit(path))
+            path, size, task = pending.popleft()
+            result = task.get() if task is not None else None
+            for following in queue:  # keep the workers busy while this result is decided
+                pending.append(submit(following))
                 break
             if result is None:  # a large file: scanned here, in its turn
-                scan_items(iter_paths([task], refs=refs), evaluator, decider, store, emit,
+                scan_items(iter_paths([path], on_bytes, refs), evaluator, decider, store, emit,
                            stats, refs)
-            else:
-                _decide_file(result, evaluator, decider, store, emit, stats)
+                continue
+            _decide_file(result, evaluator, decider, store, emit, stats)
+            if on_bytes is not None:
+                on_bytes(size)
     for alert in decider.flush():
         _emit(alert, emit, stats)
     store.commit()

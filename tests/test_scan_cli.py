@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli
+from tests.support.cli import REPO, run_cli
 from tests.support.records import record
 
 FIXTURES = Path(__file__).parent / "fixtures" / "envelopes"
@@ -163,3 +167,32 @@ def test_explain_shows_each_part(rules: Path) -> None:
     assert "TRUE  eventSource == 'codeartifact.amazonaws.com'" in result.stdout
     assert "FALSE eventName == 'PublishPackageVersion'" in result.stdout
     assert '"GetAuthorizationToken"' in result.stdout
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_scan_draws_a_progress_bar_on_a_terminal(workers: str) -> None:
+    """stderr on a pseudo-terminal: the bar is drawn, and cleared before anything else is
+    written there; the alerts on stdout are unchanged."""
+    main, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", "scan", "--workers", workers,
+             "-c", "examples/trailguard.yml"], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=terminal, timeout=60, check=False)
+        os.close(terminal)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(main)
+    text = drawn.decode()
+    assert done.returncode == 0
+    bar, cleared = text.index("\r[#"), text.index("\r" + " " * 60 + "\r")
+    assert bar < cleared < text.index("trailguard:") and "%" in text[bar:cleared]
+    assert len(done.stdout.splitlines()) == 8
