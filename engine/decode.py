@@ -46,11 +46,13 @@ import orjson
 
 try:
     from isal import igzip as gzip_impl
+    from isal import isal_zlib as zlib_impl
     from isal.isal_zlib import error as _isal_error
 
     GZIP_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
 except ImportError:  # CPython without isal, or another interpreter: zlib's speed
     import gzip as gzip_impl
+    import zlib as zlib_impl  # type: ignore[no-redef]
 
     GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
@@ -66,6 +68,7 @@ __all__ = [
     "decode_element",
     "decode_value",
     "gunzip",
+    "gunzip_at_most",
     "is_record",
     "open_gzip",
 ]
@@ -118,6 +121,24 @@ _Handler: TypeAlias = Callable[[dict[str, Any], str, int], Iterator[Item]]
 def gunzip(data: bytes | bytearray) -> bytes:
     """Decompress a whole gzip payload (all members) with isal when available."""
     return gzip_impl.decompress(data)
+
+
+def gunzip_at_most(data: bytes, limit: int) -> bytes | None:
+    """The gzip payload `data` decompressed (all members), or None when that would be over
+    `limit` bytes or the data is damaged (the caller then streams it, to say where)."""
+    parts, size = [], 0
+    try:
+        while data and data.startswith(GZIP_MAGIC):
+            inflate = zlib_impl.decompressobj(31)
+            part = inflate.decompress(data, limit - size + 1)
+            size += len(part)
+            if size > limit or not inflate.eof:
+                return None
+            parts.append(part)
+            data = inflate.unused_data
+    except GZIP_ERRORS:
+        return None
+    return None if data.strip(b"\0") else b"".join(parts)  # gzip allows zeros after members
 
 
 def open_gzip(fileobj: IO[bytes]) -> IO[bytes]:

@@ -20,6 +20,7 @@ from disk (compressed bytes for gzip), once per buffer, for a progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -39,6 +40,7 @@ from engine.decode import (
     Skipped,
     decode,
     decode_value,
+    gunzip_at_most,
     open_gzip,
 )
 
@@ -55,6 +57,7 @@ Refs = list[tuple[str, int] | None]
 REREAD_BYTES = 256 << 10
 # A file that is one document is parsed whole up to this size, element by element beyond it.
 WHOLE_BYTES = 16 << 20
+SMALL_BYTES = 1 << 20  # a regular file up to this size on disk is read in one go
 
 
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
@@ -175,11 +178,37 @@ def _size(entry: os.DirEntry[str]) -> int:
 
 
 def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:
+    """A small file (a CloudTrail log file) is read and decompressed in one call each and
+    decoded whole, as decode() does any payload: reading it line by line through gzip cost a
+    fifth of a scan's instructions (callgrind). Anything larger, or damaged, is streamed."""
     try:
         with open(path, "rb", buffering=0) as raw:
+            info = os.fstat(raw.fileno())
+            if stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_BYTES and (
+                    data := _read_small(raw)) is not None:
+                text = gunzip_at_most(data, WHOLE_BYTES) if data[:2] == GZIP_MAGIC else data
+                if text is not None and len(text) <= WHOLE_BYTES:
+                    if on_bytes is not None:
+                        on_bytes(len(data))
+                    del data
+                    yield from decode(text, path) if text.strip() else (
+                        Skipped(path, "empty input"),)
+                    return
+                raw.seek(0)
             yield from iter_stream(raw, path, on_bytes)
     except OSError as exc:  # opening it; read errors are iter_stream's
         yield Malformed(path, _describe(exc), unreadable=True)
+
+
+def _read_small(raw: IO[bytes]) -> bytes | None:
+    """All of a small file; None (and at its start again) if reading failed, for the
+    stream reader to report where."""
+    try:
+        return raw.read()
+    except OSError:
+        with contextlib.suppress(OSError):
+            raw.seek(0)
+        return None
 
 
 def _decode_stream(stream: IO[bytes], origin: str) -> Iterator[Item]:

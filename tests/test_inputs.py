@@ -358,3 +358,20 @@ def test_iter_paths_memory_stays_flat_on_50_mb_of_json_lines(tmp_path: Path) -> 
     assert streamed["growth_mib"] < 60, streamed
     naive = run_child(path, "naive")  # proves the measure bites: reading whole costs > 60 MiB
     assert naive["records"] == count and naive["growth_mib"] > 60, naive
+
+
+def test_small_files_read_in_one_go_give_what_streaming_them_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every fixture (envelopes, garbage, truncated gzip...) and example: the same items
+    read whole as streamed line by line."""
+    from engine import inputs
+
+    paths = [str(ROOT / "tests" / "fixtures"), str(ROOT / "examples" / "events")]
+
+    def items() -> list[object]:
+        return [item if type(item) is dict else repr(item) for item in iter_paths(paths)]
+
+    whole = items()
+    monkeypatch.setattr(inputs, "SMALL_BYTES", -1)
+    assert items() == whole
+    assert sum(type(item) is dict for item in whole) > 100
