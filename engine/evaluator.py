@@ -159,11 +159,16 @@ class Evaluator:
         return found
 
     def evaluate(self, record: Record) -> list[Match]:
-        """The matches of `record`: one pass over its candidate rules.
+        """The matches of `record` (see `matched`)."""
+        return [Match(rule, record, group) for rule, group in self.matched(record)]
+
+    def matched(self, record: Record) -> list[tuple[Rule, str | None]]:
+        """(rule, group key) of each rule `record` matches: one pass over its candidates.
 
         The common case (no rule raises) runs the bucket's one function (or, interpreted, the
         predicates in one comprehension); a record on which a rule raises is evaluated again
-        rule by rule, so only that rule loses it.
+        rule by rule, so only that rule loses it. The scan builds its Matches from these
+        itself: a record held as a stub (engine.stubs) is matched with the stub.
         """
         if self._fused:
             key = _bucket_key(record)
@@ -184,7 +189,7 @@ class Evaluator:
                 hits = self._isolated(record, candidates)
             if not hits:
                 return _NO_MATCHES
-        matches = []
+        found: list[tuple[Rule, str | None]] = []
         counts = self.matches
         for compiled in hits:
             try:
@@ -194,8 +199,8 @@ class Evaluator:
                 continue
             rule = compiled.rule
             counts[rule.id] += 1
-            matches.append(Match(rule, record, group_key))
-        return matches
+            found.append((rule, group_key))
+        return found
 
     def _bucket(self, key: tuple[Any, Any]) -> _Bucket:
         """Specialise the candidates for `key`, drop those that fold to false, and compile
@@ -253,7 +258,7 @@ def truthy(value: Any) -> bool:
     return not (value == "" or value == [] or value == {})
 
 
-_NO_MATCHES: list[Match] = []  # returned for most records; never mutated
+_NO_MATCHES: list[Any] = []  # returned for most records; never mutated
 
 
 class _Bucket:

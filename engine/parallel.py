@@ -39,7 +39,7 @@ from engine.inputs import ByteCounter, Refs, iter_paths
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
 from engine.state import StateStore
-from engine.stubs import RecordStub, Resolver, stub_for, stub_of
+from engine.stubs import RecordStub, Resolver, stub_of, stub_values, way_back
 
 IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
 # A worker returns a file's matches at once, so a file larger than this on disk (a JSON-lines
@@ -107,13 +107,13 @@ def _scan_file(path: str) -> FileResult:
             continue
         result.events += 1
         epoch = event_epoch(item)
-        matches = evaluator.evaluate(item)
+        matches = evaluator.matched(item)
         if matches:
-            found = [(index[m.rule.id], m.group_key) for m in matches]
+            found = [(index[rule.id], group) for rule, group in matches]
             if all(rule in _LANE for rule, _ in found) and (
-                    stub := stub_for(item, ref)) is not None:  # its values cross the pipe
-                back = stub.back if type(stub.back) is bytes else stub.back[1]
-                result.records.append(((*stub.values(), back), epoch, watermark, found))
+                    back := way_back(item, ref)) is not None:  # a stub's values cross the pipe
+                result.records.append(((*stub_values(item), back if type(back) is bytes
+                                        else back[1]), epoch, watermark, found))
             else:
                 result.records.append((item, epoch, watermark, found))
         if epoch is not None and epoch > watermark:

@@ -145,7 +145,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         else:
             _count_other(item, stats)
     repeats = ids.seen_events(claims)
-    evaluate, offer, advance = evaluator.evaluate, decider.offer, decider.advance
+    matched, offer, advance = evaluator.matched, decider.offer, decider.advance
     lane = decider.lane_rules if placed is not None else frozenset()
     where = [ref for item, ref in zip(batch, placed, strict=True)
              if type(item) is dict] if lane and placed is not None else None
@@ -160,12 +160,15 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
                 _emit(alert, emit, stats)
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
-        matches = evaluate(record)
-        if where is not None and matches and all(match.rule.id in lane for match in matches) \
-                and (stub := stub_for(record, where[n])) is not None:  # see run_scan
-            matches = [Match(match.rule, stub, match.group_key) for match in matches]
-        for match in matches:
-            for alert in offer(match, epoch):
+        found = matched(record)
+        if not found:
+            continue
+        held = record
+        if where is not None and (found[0][0].id in lane if len(found) == 1 else all(
+                rule.id in lane for rule, _ in found)):
+            held = stub_for(record, where[n]) or record  # see run_scan
+        for rule, group in found:
+            for alert in offer(Match(rule, held, group), epoch):
                 _emit(alert, emit, stats)
     stats.events += events
     stats.duplicates += duplicates

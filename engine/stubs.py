@@ -20,7 +20,7 @@ whose workers send a stub's values instead of the record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -42,22 +42,36 @@ class RecordStub(dict):  # type: ignore[type-arg]
     back: Ref | bytes
 
 
-def stub_of(values: Iterable[Any], back: Ref | bytes) -> RecordStub:
-    """A stub from the values of STUB_FIELDS, in that order."""
-    stub = RecordStub(zip(STUB_FIELDS, values, strict=True))
+def stub_values(record: Record) -> tuple[Any, Any, Any, Any]:
+    """The values of STUB_FIELDS in `record`, in that order."""
+    get = record.get
+    return get("eventID"), get("sharedEventID"), get("recipientAccountId"), get("eventTime")
+
+
+def stub_of(values: Sequence[Any], back: Ref | bytes) -> RecordStub:
+    """A stub from the values of STUB_FIELDS, in that order (set one by one: three times
+    faster than from pairs, and this runs for nearly every record)."""
+    stub = RecordStub()
+    stub["eventID"], stub["sharedEventID"], stub["recipientAccountId"], stub["eventTime"] = values
     stub.back = back
     return stub
 
 
+def way_back(record: Record, ref: Ref | None) -> Ref | bytes | None:
+    """How to make `record` whole again: its place in a file when it has one, else its JSON
+    text; None when it has neither (not JSON: it did not come from a file)."""
+    if ref is not None:
+        return ref
+    try:  # orjson's bytes keep its 8 KB buffer: copy the text out (measured here)
+        return memoryview(orjson.dumps(record)).tobytes()
+    except TypeError:
+        return None
+
+
 def stub_for(record: Record, ref: Ref | None) -> RecordStub | None:
-    """The stub of `record` (with `ref` when its file can be read again); None when the
-    record cannot be made again from its text (not JSON: it did not come from a file)."""
-    if ref is None:
-        try:  # orjson's bytes keep its 8 KB buffer: copy the text out (measured here)
-            return stub_of(map(record.get, STUB_FIELDS), memoryview(orjson.dumps(record)).tobytes())
-        except TypeError:
-            return None
-    return stub_of(map(record.get, STUB_FIELDS), ref)
+    """The stub of `record` (see way_back); None when it cannot be made whole again."""
+    back = way_back(record, ref)
+    return None if back is None else stub_of(stub_values(record), back)
 
 
 class Resolver:

@@ -118,3 +118,10 @@ def test_a_stub_without_a_place_holds_its_text() -> None:
     resolver = Resolver()
     assert resolver(Match(RULE, stub, None)).record == item and resolver.files_read == 0
     assert stub_for({"eventID": "x", "bad": {1, 2}}, None) is None  # not JSON: held whole
+
+
+def test_a_stub_holds_the_stub_fields_of_its_record() -> None:
+    item = record(sharedEventID="call-1")
+    stub = stub_for(item, ("log.json", 3))
+    assert stub is not None and stub.back == ("log.json", 3)
+    assert list(stub.items()) == [(name, item.get(name)) for name in STUB_FIELDS]
