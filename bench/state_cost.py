@@ -64,8 +64,9 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
             alerts += 1
 
         started = time.perf_counter()
-        stats = run_scan(iter_paths(files), evaluator, new_decider(evaluator, 900.0, store),
-                         count)
+        refs: list[tuple[str, int] | None] = []  # as `trailguard scan` does (engine.stubs)
+        stats = run_scan(iter_paths(files, refs=refs), evaluator,
+                         new_decider(evaluator, 900.0, store), count, refs=refs)
         elapsed = time.perf_counter() - started
         state = store.stats()
         store.close()
