@@ -96,7 +96,7 @@ class Decider:
         self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
         self._lane_settled = float("-inf")  # the clock lane groups were last counted up to
         # Lane matches may carry a stub for their record (engine.stubs), in the lane and in
-        # the general buffer; this gives the match with its whole record, to be decided.
+        # the general buffer; this gives the match with its whole record, as _decide needs.
         self.resolve: Callable[[Match], Match] | None = None
         self._general: set[str] = set()
         self._lane_purged = float("-inf")
@@ -159,8 +159,6 @@ class Decider:
             due = due + self._release()
             if rule_id in self._lane_rules:
                 self._to_general(_lane_key(rule_id, match.group_key))
-                if self.resolve is not None:
-                    match = self.resolve(match)
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         call, event_id = _order(match.record)
@@ -238,11 +236,10 @@ class Decider:
             if due_at.get(key) == when:
                 del due_at[key]
                 self._settle(key, clock)
-        buffer, items, resolve = self._buffer, [], self.resolve
+        buffer, items = self._buffer, []
         while buffer and buffer[0][0] < clock:
             t, _, _, _, match = heapq.heappop(buffer)
-            # A stub (engine.stubs) waits as one; its record is made whole to be decided.
-            items.append((match if resolve is None else resolve(match), t))
+            items.append((match, t))
         return items
 
     def _open_lane(self, key: str) -> list[tuple[float, str, str, int, Match]] | None:
@@ -378,8 +375,11 @@ class Decider:
     def _decide(self, items: list[tuple[Match, float]]) -> list[Alert]:
         """Decide matches in the order given, in batches: one store round trip per batch."""
         out: list[Alert] = []
+        resolve = self.resolve or _whole
         for start in range(0, len(items), BATCH):
-            hits = [(self.plans[m.rule.id], t, m) for m, t in items[start:start + BATCH]]
+            # A stub (engine.stubs) waits as one and is made whole here, a batch at a time:
+            # the end of a scan decides everything still waiting at once.
+            hits = [(self.plans[m.rule.id], t, resolve(m)) for m, t in items[start:start + BATCH]]
             out.extend(self._decide_batch(
                 [(plan, _hit(m, t, plan.summarise)) for plan, t, m in hits]))
         return out
@@ -457,6 +457,10 @@ class Decider:
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         key = f"f\x1f{hit.rule_id}\x1f{hit.group}\x1f{text}"
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
+
+
+def _whole(match: Match) -> Match:
+    return match
 
 
 def _order(record: Record) -> tuple[str, str]:
