@@ -8,6 +8,7 @@ and the byte-order mark everywhere.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -109,3 +110,30 @@ def test_reading_a_document_element_by_element_holds_one_chunk(tmp_path: Path) -
         items = _items(path, 16, 4096)
     assert len(items) == 300 and not any(isinstance(i, Malformed) for i in items)
     assert max(seen) < 4096 + 2 * len(json.dumps(record()))
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that never returns more than three bytes a read, as a slow pipe may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data, self._at = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._data[self._at:self._at + min(3, len(buffer))]
+        buffer[:len(chunk)] = chunk
+        self._at += len(chunk)
+        return len(chunk)
+
+
+@pytest.mark.parametrize("whole", [64, 1 << 20])
+def test_a_stream_of_short_reads_gives_the_same_items(whole: int) -> None:
+    """Pretty-printed, the first line is not JSON on its own: the rest is read up to the
+    limit however little each read returns, then decoded whole or element by element."""
+    data = DOCUMENTS["log file, pretty"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inputs, "WHOLE_BYTES", whole)
+        items = list(inputs.iter_stream(_Trickle(data), "pipe"))
+    assert [item for item in items if type(item) is dict] == RECORDS  # the last, in its envelope
