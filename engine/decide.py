@@ -132,13 +132,9 @@ class Decider:
         oldest = self._buffer[0][0] if self._buffer else math.inf
         return min(oldest, self._lane_due[0][0]) if self._lane_due else oldest
 
-    def lane_holds(self, rule_id: str) -> bool:
-        """Whether matches of `rule_id` go to the threshold lane (see the module's doc)."""
-        return rule_id in self._lane_rules
-
     @property
     def lane_rules(self) -> frozenset[str]:
-        """The ids of the rules whose matches go to the threshold lane."""
+        """The ids of the rules whose matches go to the threshold lane (see the module's doc)."""
         return self._lane_rules
 
     def offer(self, match: Match, epoch: float | None = None) -> list[Alert]:

@@ -145,7 +145,7 @@ def parallel_scan(
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
     _LANE = frozenset(n for n, c in enumerate(evaluator.rules)
-                      if decider.lane_holds(c.rule.id))
+                      if c.rule.id in decider.lane_rules)
     decider.resolve = Resolver()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
@@ -207,8 +207,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     # a claim without eventID carries it, and the file's newest closes them: the store sees
     # the eventTimes one process would have claimed.
     claims: list[tuple[str | None, float | None]] = []
-    records = [(_stub(sent, result.path) if type(sent) is tuple else sent,
-                epoch, before, found)
+    records = [(_stub(sent, result.path) if type(sent) is tuple else sent, epoch, before, found)
                for sent, epoch, before, found in result.records]
     newest, claimed = float("-inf"), []
     for record, epoch, before, _ in records:

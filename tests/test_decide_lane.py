@@ -48,6 +48,11 @@ calls = st.tuples(
 )
 
 
+def _delays(data: st.DataObject, count: int, most: float) -> list[int]:
+    """How late each drawn call arrives, in seconds (up to `most`)."""
+    return data.draw(st.lists(st.integers(0, int(most)), min_size=count, max_size=count))
+
+
 def _arrivals(drawn: list[tuple[int, str, str, int]], delays: list[int]) -> list[dict[str, Any]]:
     records: list[tuple[float, int, dict[str, Any]]] = []
     for n, ((seconds, who, ip, count), delay) in enumerate(zip(drawn, delays, strict=True)):
@@ -99,9 +104,7 @@ def _views(alerts: list[Alert]) -> list[tuple[Any, ...]]:
 @given(st.lists(calls, min_size=1, max_size=50), st.data())
 def test_lane_and_general_path_give_the_same_alerts(
         drawn: list[tuple[int, str, str, int]], data: st.DataObject) -> None:
-    delays = data.draw(st.lists(st.integers(0, int(2 * LATENESS)), min_size=len(drawn),
-                                max_size=len(drawn)))
-    records = _arrivals(drawn, delays)
+    records = _arrivals(drawn, _delays(data, len(drawn), 2 * LATENESS))
     assert _views(_scan(records, lane=True)) == _views(_scan(records, lane=False))
 
 
@@ -113,9 +116,7 @@ def test_lane_stubs_read_back_give_the_same_alerts(
         data: st.DataObject) -> None:
     """From files, the lane holds stubs and reads whole records back for the general path:
     every alert, its event included, is what deciding the whole records gives."""
-    delays = data.draw(st.lists(st.integers(0, int(2 * LATENESS)), min_size=len(drawn),
-                                max_size=len(drawn)))
-    records = _arrivals(drawn, delays)
+    records = _arrivals(drawn, _delays(data, len(drawn), 2 * LATENESS))
     for rules, reread in ((RULES, 1 << 20), (LANE_ONLY, 1 << 20), (LANE_ONLY, 0)):
         # LANE_ONLY: every match is held as a stub; reread=0: each stub holds its text
         alerts, resolver = _scan_files(records, Path(tmp_path_factory.mktemp("stubs")), rules,
@@ -145,9 +146,7 @@ def test_lane_leaves_a_persistent_store_as_the_general_path_does(
         tmp_path_factory: Any, drawn: list[tuple[int, str, str, int]],
         data: st.DataObject) -> None:
     """Two runs on one SQLite file: the second continues what the first left, either way."""
-    delays = data.draw(st.lists(st.integers(0, int(LATENESS)), min_size=len(drawn),
-                                max_size=len(drawn)))
-    records = _arrivals(drawn, delays)
+    records = _arrivals(drawn, _delays(data, len(drawn), LATENESS))
     half = len(records) // 2
     results = []
     for lane in (True, False):
