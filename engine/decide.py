@@ -34,7 +34,7 @@ import hashlib
 import heapq
 import itertools
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +47,7 @@ from engine.model import Alert, Match, Record, Rule, alert_id_for
 from engine.state import Change, StateStore, Update, open_store
 from engine.state import windows as win
 from engine.state.windows import Hit, Policy
+from engine.stubs import Ref, stub_of
 
 MODES = ("scan", "live")
 REPORT_EVERY = 60.0  # seconds of event time between watermark reports to the store
@@ -90,13 +91,17 @@ class Decider:
         self._lane_rules = frozenset(
             rule_id for rule_id, plan in plans.items()
             if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None)
-        self._waiting: dict[str, list[tuple[float, str, str, int, Match]]] = {}
-        self._lane: dict[str, list[list[Any]]] = {}
+        self._waiting: dict[str, list[Held]] = {}
+        self._lane: dict[str, list[Held]] = {}  # counted: what the store's pending list holds
+        self._lane_of: dict[str, tuple[Rule, str | None, Policy]] = {}
+        self._copies: dict[str, dict[int, list[Held]]] = {}  # per group: copies per counted seq
+        self._lane_calls: set[str] = set()  # groups whose waiting matches may have copies
         self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
         self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
         self._lane_settled = float("-inf")  # the clock lane groups were last counted up to
-        # Lane matches may carry a stub for their record (engine.stubs), in the lane and in
-        # the general buffer; this gives the match with its whole record, as _decide needs.
+        # Lane matches hold their record, or a way back to it (engine.stubs); a group handed
+        # to the general path takes stubs into the buffer, and this makes them whole for
+        # _decide.
         self.resolve: Callable[[Match], Match] | None = None
         self._general: set[str] = set()
         self._lane_purged = float("-inf")
@@ -157,20 +162,40 @@ class Decider:
                 self._to_general(_lane_key(rule_id, match.group_key))
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
-        call, event_id = _order(match.record)
+        record = match.record
         if rule_id in self._lane_rules:
-            key = _lane_key(rule_id, match.group_key)
-            waiting = self._waiting.get(key)
-            if waiting is None and key not in self._general:
-                waiting = self._open_lane(key)
-            if waiting is not None:
-                if t < self._due_at.get(key, math.inf):  # the group is due by its oldest
-                    self._due_at[key] = t
-                    heapq.heappush(self._lane_due, (t, key))
-                waiting.append((t, call, event_id, next(self._seq), match))
+            event_id, call = record.get("eventID"), record.get("sharedEventID")
+            if type(event_id) is str and (call is None or type(call) is str) and self.hold(
+                    match.rule, match.group_key, t, event_id, call or "",
+                    record.get("recipientAccountId"), record.get("eventTime"),
+                    record if type(record) is dict else record.back):
                 return due
+            self._to_general(_lane_key(rule_id, match.group_key))  # odd ids: not lane-shaped
+        call, event_id = _order(record)
         heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
+
+    def hold(self, rule: Rule, group: str | None, t: float, event_id: str, call: str,
+             account: Any, time: Any, record: Record | Ref | bytes) -> bool:
+        """`offer` for a match of a lane rule, without a Match: the scans call this for
+        nearly every record. `call` is the sharedEventID or ""; `record` the record, or its
+        way back (engine.stubs) when the caller has one. False when the lane cannot take the
+        match (late, newer than the watermark, a group the general path holds): offer it.
+        """
+        if not self.watermark - self.allowed_lateness <= t <= self.watermark:
+            return False
+        key = f"w\x1f{rule.id}\x1f{group}"  # _lane_key, inlined
+        waiting = self._waiting.get(key)
+        if waiting is None and (
+                key in self._general or (waiting := self._open_lane(key, rule, group)) is None):
+            return False
+        if t < self._due_at.get(key, math.inf):  # the group is due by its oldest
+            self._due_at[key] = t
+            heapq.heappush(self._lane_due, (t, key))
+        waiting.append((t, call, event_id, next(self._seq), account, time, record))
+        if call:
+            self._lane_calls.add(key)
+        return True
 
     def flush(self) -> list[Alert]:
         """scan: the end of the input closes every window. live: the updates due now."""
@@ -238,14 +263,15 @@ class Decider:
             items.append((match, t))
         return items
 
-    def _open_lane(self, key: str) -> list[tuple[float, str, str, int, Match]] | None:
+    def _open_lane(self, key: str, rule: Rule, group: str | None) -> list[Held] | None:
         """A group's first match in this run: a lane group, unless the store holds it (an
         earlier run's state, on a persistent store), which the general path continues."""
         if self.store.get(key) is not None:
             self._general.add(key)
             return None
         self._lane[key] = []
-        waiting: list[tuple[float, str, str, int, Match]] = []
+        self._lane_of[key] = (rule, group, self.plans[rule.id].policy)
+        waiting: list[Held] = []
         self._waiting[key] = waiting
         return waiting
 
@@ -258,13 +284,15 @@ class Decider:
         if waiting[-1][0] < clock:
             ready, later = waiting, []
         else:
-            split = bisect_left(waiting, clock, key=win.entry_time)
+            split = bisect_left(waiting, (clock,))  # the first at or after clock
             ready, later = waiting[:split], waiting[split:]
         pending = self._lane[key]
-        if ready and self._count_all(pending, ready):
+        policy = self._lane_of[key][2]
+        if ready and (key not in self._lane_calls or not any(held[1] for held in ready)) and (
+                self._count_all(pending, ready, policy)):
             ready = []
-        for n, (t, _, _, _, match) in enumerate(ready):
-            if not self._count_in_lane(pending, match, t):
+        for n, held in enumerate(ready):
+            if not self._count_in_lane(key, pending, held, policy):
                 self._waiting[key] = ready[n:] + later
                 self._to_general(key)
                 return
@@ -272,52 +300,42 @@ class Decider:
         if later:
             self._due_at[key] = later[0][0]
             heapq.heappush(self._lane_due, (later[0][0], key))
+        elif key in self._lane_calls:
+            self._lane_calls.discard(key)
 
-    def _count_all(self, pending: list[list[Any]], ready: list[tuple[Any, ...]]) -> bool:
+    @staticmethod
+    def _count_all(pending: list[Held], ready: list[Held], policy: Policy) -> bool:
         """Count sorted matches at once when nothing but counting can happen: too few for a
         run, no copies, none before the newest counted. Then what _count_in_lane would leave,
         one by one, is every match within a window of the newest. False: count one by one."""
-        policy = self.plans[ready[0][4].rule.id].policy
-        first = ready[0]
-        if len(pending) + len(ready) >= policy.count or any(entry[1] for entry in ready) or (
-                pending and win.order(pending[-1]) > (first[0], "")):
+        if len(pending) + len(ready) >= policy.count or (
+                pending and (pending[-1][0], pending[-1][1]) > (ready[0][0], "")):
             return False
-        pending += [  # win.pending_entry, inlined: this runs for nearly every record
-            [t, None, [i] if isinstance(i := m.record.get("eventID"), str) and i else [],
-             [a] if isinstance(a := m.record.get("recipientAccountId"), str) and a else []]
-            for t, _, _, _, m in ready]
+        pending += ready
         cut = ready[-1][0] - policy.window
         if pending[0][0] <= cut:
-            del pending[:bisect_right(pending, cut, key=win.entry_time)]
+            del pending[:_after(pending, cut)]
         return True
 
-    def _count_in_lane(self, pending: list[list[Any]], match: Match, t: float) -> bool:
-        """Count `match` in its group's pending list, as windows._count would; False when
+    def _count_in_lane(self, key: str, pending: list[Held], held: Held, policy: Policy) -> bool:
+        """Count one match in its group's pending list, as windows._count would; False when
         that would not be a plain count (the general path must decide it)."""
-        policy = self.plans[match.rule.id].policy
+        t, call = held[0], held[1]
         if pending and pending[0][0] + policy.window + policy.keep < t:
-            del pending[:bisect_right(pending, t - policy.window - policy.keep,
-                                      key=win.entry_time)]  # windows._prune
-        record = match.record
-        call, event_id, account = (record.get("sharedEventID"), record.get("eventID"),
-                                   record.get("recipientAccountId"))
-        call = call if isinstance(call, str) and call else None  # as _hit reads them
-        event_id = event_id if isinstance(event_id, str) else None
-        account = account if isinstance(account, str) else None
-        if call is not None:
-            for entry in pending:
-                if entry[1] == call:  # a copy of a counted call: list it, count it once
-                    win.append_new(entry[2], event_id)
-                    win.append_new(entry[3], account)
+            del pending[:_after(pending, t - policy.window - policy.keep)]  # windows._prune
+        if call:
+            for counted in pending:
+                if counted[1] == call:  # a copy of a counted call: list it, count it once
+                    self._copies.setdefault(key, {}).setdefault(counted[3], []).append(held)
                     return True
         count = policy.count
-        if (pending and win.order(pending[-1]) > (t, call or "")) or (
+        if (pending and (pending[-1][0], pending[-1][1]) > (t, call)) or (
                 len(pending) >= count - 1 and t - pending[len(pending) + 1 - count][0]
                 < policy.window):
             return False  # an insertion before the newest, or a run completes
-        pending.append(win.pending_entry(t, call, event_id, account))
+        pending.append(held)
         if pending[0][0] <= t - policy.window:
-            del pending[:bisect_right(pending, t - policy.window, key=win.entry_time)]
+            del pending[:_after(pending, t - policy.window)]
         return True
 
     def _to_general(self, key: str) -> None:
@@ -326,16 +344,22 @@ class Decider:
         (unless the store would already have purged them)."""
         self._general.add(key)
         self._due_at.pop(key, None)
-        for item in self._waiting.pop(key, ()):
-            heapq.heappush(self._buffer, item)
-        pending = self._lane.pop(key, None)
+        self._lane_calls.discard(key)
+        waiting, pending = self._waiting.pop(key, ()), self._lane.pop(key, None)
+        copies = self._copies.pop(key, {})
+        lane_of = self._lane_of.pop(key, None)
+        if lane_of is None:
+            return
+        rule, group, policy = lane_of
+        for held in waiting:
+            heapq.heappush(self._buffer, (*held[:4], Match(rule, _record(held), group)))
         if not pending:
             return
-        policy = self.plans[_rule_of(key)].policy
         expires = pending[-1][0] + policy.window + policy.keep
         if expires < self.store.purged_at:
             return
-        value = {"p": pending, "w": [], "X": expires}
+        value = {"p": [_pending_entry(held, copies.get(held[3], ())) for held in pending],
+                 "w": [], "X": expires}
         self.store.update(key, lambda _: Change(value, expires, None))
 
     def _purge_lane(self, watermark: float) -> None:
@@ -345,11 +369,12 @@ class Decider:
         for key, pending in self._lane.items():
             if self._waiting[key]:
                 continue
-            policy = self.plans[_rule_of(key)].policy
+            policy = self._lane_of[key][2]
             if not pending or pending[-1][0] + policy.window + policy.keep < watermark:
                 gone.append(key)
         for key in gone:
-            del self._lane[key], self._waiting[key]
+            del self._lane[key], self._waiting[key], self._lane_of[key]
+            self._copies.pop(key, None)
 
     def _close(self, clock: float) -> list[Alert]:
         due = []
@@ -457,6 +482,36 @@ class Decider:
 
 def _whole(match: Match) -> Match:
     return match
+
+
+# A lane match: (eventTime epoch, sharedEventID or "", eventID, arrival seq, recipientAccountId,
+# eventTime, the record or its way back). Sorted as the general buffer is, by the first four.
+Held = tuple[float, str, str, int, Any, Any, Any]
+
+
+def _after(entries: list[Held], t: float) -> int:
+    """The index of the first of time-sorted `entries` later than `t` (bisect_right on
+    eventTime, compared in C: a 1-tuple sorts before every longer tuple it starts)."""
+    return bisect_left(entries, (math.nextafter(t, math.inf),))
+
+
+def _record(held: Held) -> Record:
+    """The record a lane match holds, or its stub (made whole by the decider's resolve)."""
+    record = held[6]
+    if type(record) is dict:
+        return record
+    return stub_of((held[2], held[1] or None, held[4], held[5]), record)
+
+
+def _pending_entry(held: Held, copies: Any) -> list[Any]:
+    """A counted lane match as windows._count leaves it in a group's pending list."""
+    account = held[4]
+    entry = win.pending_entry(held[0], held[1] or None, held[2] or None,
+                              account if isinstance(account, str) else None)
+    for copy in copies:
+        win.append_new(entry[2], copy[2])
+        win.append_new(entry[3], copy[4] if isinstance(copy[4], str) else None)
+    return entry
 
 
 def _order(record: Record) -> tuple[str, str]:

@@ -207,20 +207,20 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     # a claim without eventID carries it, and the file's newest closes them: the store sees
     # the eventTimes one process would have claimed.
     claims: list[tuple[str | None, float | None]] = []
-    records = [(_stub(sent, result.path) if type(sent) is tuple else sent, epoch, before, found)
-               for sent, epoch, before, found in result.records]
+    records, path = result.records, result.path
     newest, claimed = float("-inf"), []
-    for record, epoch, before, _ in records:
+    for sent, epoch, before, _ in records:
         if before > newest:
             claims.append((None, before))
         claimed.append(len(claims))
-        claims.append((record.get("eventID"), epoch))
+        claims.append((sent[0] if type(sent) is tuple else sent.get("eventID"), epoch))
         newest = max(newest, before, epoch if epoch is not None else newest)
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
     repeats = [seen[n] for n in claimed]
-    for (record, epoch, before, found), repeat in zip(records, repeats, strict=True):
+    hold, offer = decider.hold, decider.offer
+    for (sent, epoch, before, found), repeat in zip(records, repeats, strict=True):
         if repeat:
             stats.duplicates += 1
             stats.events -= 1
@@ -229,8 +229,18 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             if moment is not None and moment > decider.watermark:
                 for alert in decider.advance(moment):
                     _emit(alert, emit, stats)
+        record = sent
         for rule_index, group_key in found:
-            for alert in decider.offer(Match(rules[rule_index], record, group_key), epoch):
+            if type(sent) is tuple:  # a stub's values: the lane takes them as they are
+                event_id, call, account, time, back = sent
+                if epoch is not None and type(event_id) is str and (
+                        call is None or type(call) is str) and hold(
+                        rules[rule_index], group_key, epoch, event_id, call or "", account,
+                        time, (path, back) if type(back) is int else back):
+                    continue
+                if record is sent:
+                    record = _stub(sent, path)
+            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
                 _emit(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):

@@ -25,7 +25,7 @@ from engine.inputs import Refs
 from engine.model import Alert, Match
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
-from engine.stubs import Ref, Resolver, stub_for
+from engine.stubs import Ref, Resolver, way_back
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -145,8 +145,9 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         else:
             _count_other(item, stats)
     repeats = ids.seen_events(claims)
-    matched, offer, advance = evaluator.matched, decider.offer, decider.advance
-    lane = decider.lane_rules if placed is not None else frozenset()
+    matched, offer, advance, hold = (evaluator.matched, decider.offer, decider.advance,
+                                     decider.hold)
+    lane = decider.lane_rules
     where = [ref for item, ref in zip(batch, placed, strict=True)
              if type(item) is dict] if lane and placed is not None else None
     events = duplicates = late = 0
@@ -163,12 +164,18 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         found = matched(record)
         if not found:
             continue
-        held = record
-        if where is not None and (found[0][0].id in lane if len(found) == 1 else all(
-                rule.id in lane for rule, _ in found)):
-            held = stub_for(record, where[n]) or record  # see run_scan
+        held = None
         for rule, group in found:
-            for alert in offer(Match(rule, held, group), epoch):
+            if rule.id in lane and epoch is not None:  # the threshold lane: no Match made
+                get = record.get
+                event_id, call = get("eventID"), get("sharedEventID")
+                if type(event_id) is str and (call is None or type(call) is str):
+                    if held is None:  # the record, or its way back (see run_scan)
+                        held = record if where is None else way_back(record, where[n]) or record
+                    if hold(rule, group, epoch, event_id, call or "",
+                            get("recipientAccountId"), get("eventTime"), held):
+                        continue
+            for alert in offer(Match(rule, record, group), epoch):
                 _emit(alert, emit, stats)
     stats.events += events
     stats.duplicates += duplicates
