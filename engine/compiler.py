@@ -42,6 +42,7 @@ tree is read, never modified, and may be shared (the parser caches it).
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath.functions
+import orjson
 from jmespath.visitor import (
     Options,
     TreeInterpreter,
@@ -113,9 +115,35 @@ def compile_bucket(conditions: list[Node], functions: jmespath.functions.Functio
     return _Generator(functions, interpreter).build_bucket(conditions)
 
 
+def compile_matcher(conditions: list[Node], outcomes: list[tuple[Any, list[Node]]],
+                    functions: jmespath.functions.Functions
+                    ) -> Callable[[dict[str, Any]], list[tuple[Any, str | None]]]:
+    """One function giving `(tag, group key)` for each condition truthy on a record, in
+    order; `outcomes[i]` is condition i's tag and its group_by expressions (none: the key is
+    None; one: its value as text; several: their texts joined by "|", as
+    evaluator.CompiledRule.group_key makes them).
+
+    What compile_bucket does for the conditions, with the group keys computed in the same
+    function from the same field lookups: a scan asks for both for nearly every record. An
+    empty result is one shared tuple, never mutated. If anything raises, the whole call
+    raises and the caller isolates the rule that did.
+    """
+    interpreter = TreeInterpreter(Options(custom_functions=functions))
+    return _Generator(functions, interpreter).build_bucket(conditions, outcomes)
+
+
 def source_of(evaluator: Evaluator) -> str | None:
     """The generated Python source behind a compiled expression (None: interpreter fallback)."""
     return getattr(evaluator, "_jmespath_source", None)
+
+
+def _text(value: Any) -> str:
+    """A group key part as text (evaluator._text: "-" for null, JSON for others)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def _interpreted(parsed: Node, interpreter: TreeInterpreter) -> Evaluator:
@@ -258,19 +286,41 @@ class _Generator:
         evaluator._jmespath_source = source
         return evaluator
 
-    def build_bucket(self, conditions: list[Node]) -> Callable[[dict[str, Any]], int]:
+    def build_bucket(self, conditions: list[Node],
+                     outcomes: list[tuple[Any, list[Node]]] | None = None) -> Any:
+        """The mask function of compile_bucket, or with `outcomes` compile_matcher's."""
         name = self._name("_bucket")
         self._body = _Body()
         self._dicts.add("r")  # the record; `d` is left to &expref bodies, of any type
-        self._emit("m = 0")
-        self._hoist(conditions)
+        self._emit("m = 0" if outcomes is None else "m = _NONE")
+        self._namespace.update(_NONE=(), _text=_text)
+        groups = [node for _, nodes in outcomes or () for node in nodes]
+        self._hoist([*conditions, *groups])
+        seen: dict[bytes, str] = {}  # a condition written twice (two rules) is evaluated once
         for bit, condition in enumerate(conditions):
-            result = self._gen(condition, "r")
+            text = json.dumps(condition, sort_keys=True, default=repr).encode()
+            result = seen.get(text) or self._gen(condition, "r")
+            seen[text] = result
             with self._block(f"if {self._truthy(result)}:"):
-                self._emit(f"m |= {1 << bit}")
+                if outcomes is None:
+                    self._emit(f"m |= {1 << bit}")
+                else:
+                    tag, nodes = outcomes[bit]
+                    key = self._group_key(nodes)
+                    self._emit("if m is _NONE: m = []")
+                    self._emit(f"m.append(({self._const(tag)}, {key}))")
         self._emit("return m")
         self._definitions.append(f"def {name}(r):\n" + "\n".join(self._body.lines))
         return self._finish(name)
+
+    def _group_key(self, nodes: list[Node]) -> str:
+        if not nodes:
+            return "None"
+        texts = []
+        for node in nodes:
+            value = self._gen(node, "r")
+            texts.append(self._assign(f"{value} if type({value}) is str else _text({value})"))
+        return texts[0] if len(texts) == 1 else self._assign(f"'|'.join(({', '.join(texts)},))")
 
     def _hoist(self, conditions: list[Node]) -> None:
         """Look up, once and first, the record fields that two or more conditions read.

@@ -9,7 +9,8 @@ Two choices make this fast and safe:
 - With the compiled engine, each (source, name) bucket gets one generated function for all its
   candidates, their conditions specialised for that source and name (engine.specialise): the
   re-tests of the two indexed fields fold away, so do rules that cannot match there, and the
-  fields several conditions read are looked up once (engine.compiler.compile_bucket).
+  fields several conditions read are looked up once, and the matching rules' group keys
+  are computed in the same function (engine.compiler.compile_matcher).
 
 A rule that raises on a record (e.g. `length(null)`) is counted and treated as no match; the
 other rules still run. The first error of each rule is kept, with the record's eventID, so
@@ -33,9 +34,9 @@ from engine.rules import SUMMARY_FIELD
 from engine.specialise import Specialiser
 
 try:
-    from engine.compiler import compile_bucket as _compile_bucket
+    from engine.compiler import compile_matcher as _compile_matcher
 except ImportError:  # the compiler is optional; the interpreter is the reference
-    _compile_bucket = None  # type: ignore[assignment]
+    _compile_matcher = None  # type: ignore[assignment]
 
 Compiled = Callable[[Any], Any]
 SummaryPart = str | Compiled
@@ -140,8 +141,8 @@ class Evaluator:
         self.matches: Counter[str] = Counter()
         self._candidates: dict[tuple[Any, Any], tuple[CompiledRule, ...]] = {}
         self._buckets: dict[tuple[Any, Any], _Bucket] = {}
-        self._bucket_code: dict[bytes, Callable[[Record], int]] = {}
-        self._fused = engine == "compiled" and _compile_bucket is not None
+        self._bucket_code: dict[bytes, Callable[[Record], list[tuple[Rule, str | None]]]] = {}
+        self._fused = engine == "compiled" and _compile_matcher is not None
         self._specialiser = Specialiser(functions)
         self._functions = functions
 
@@ -162,25 +163,27 @@ class Evaluator:
         """The matches of `record` (see `matched`)."""
         return [Match(rule, record, group) for rule, group in self.matched(record)]
 
-    def matched(self, record: Record) -> list[tuple[Rule, str | None]]:
+    def matched(self, record: Record) -> Sequence[tuple[Rule, str | None]]:
         """(rule, group key) of each rule `record` matches: one pass over its candidates.
 
-        The common case (no rule raises) runs the bucket's one function (or, interpreted, the
-        predicates in one comprehension); a record on which a rule raises is evaluated again
-        rule by rule, so only that rule loses it. The scan builds its Matches from these
-        itself: a record held as a stub (engine.stubs) is matched with the stub.
+        The common case (no rule raises) runs the bucket's one function, which computes the
+        group keys too (or, interpreted, the predicates in one comprehension); a record on
+        which a rule raises is evaluated again rule by rule, so only that rule loses it. The
+        scan makes Matches from these only where it needs them (engine.decide: the lane
+        takes the pairs as they are). Never mutate the result: it may be shared.
         """
         if self._fused:
             key = _bucket_key(record)
             bucket = self._buckets.get(key) or self._bucket(key)
             try:
-                mask = bucket.run(record)
-            except Exception:
+                pairs = bucket.run(record)
+            except Exception:  # a condition or a group key raised: find which, rule by rule
                 hits = self._isolated(record, bucket.rules, bucket.predicates())
             else:
-                if not mask:
-                    return _NO_MATCHES
-                hits = bucket.hits(mask)
+                counts = self.matches
+                for rule, _ in pairs:
+                    counts[rule.id] += 1
+                return pairs
         else:
             candidates = self._candidates_for(_bucket_key(record))
             try:
@@ -217,10 +220,12 @@ class Evaluator:
             if tree["type"] != "literal" or truthy(tree["value"]):
                 kept.append((compiled, tree))
         trees = [tree for _, tree in kept]
-        code_key = orjson.dumps(trees)
+        code_key = orjson.dumps([trees, [c.rule.id for c, _ in kept]])
         run = self._bucket_code.get(code_key)
         if run is None:
-            run = self._bucket_code[code_key] = _compile_bucket(trees, self._functions)
+            outcomes = [(c.rule, [expressions.parse(text) for text in c.rule.group_by])
+                        for c, _ in kept]
+            run = self._bucket_code[code_key] = _compile_matcher(trees, outcomes, self._functions)
         bucket = self._buckets[key] = _Bucket(tuple(c for c, _ in kept), tuple(trees), run,
                                               self._functions)
         return bucket
@@ -263,23 +268,16 @@ _NO_MATCHES: list[Any] = []  # returned for most records; never mutated
 
 class _Bucket:
     """The rules that can match one (eventSource, eventName) and the one function that
-    evaluates them; `run(record)` has bit i set when `rules[i]` matches."""
+    evaluates them: `run(record)` gives (rule, group key) for each rule `record` matches."""
 
-    __slots__ = ("_by_mask", "_functions", "_predicates", "rules", "run", "trees")
+    __slots__ = ("_functions", "_predicates", "rules", "run", "trees")
 
     def __init__(self, rules: tuple[CompiledRule, ...], trees: tuple[Any, ...],
-                 run: Callable[[Record], int], functions: jmespath.functions.Functions) -> None:
+                 run: Callable[[Record], Sequence[tuple[Rule, str | None]]],
+                 functions: jmespath.functions.Functions) -> None:
         self.rules, self.trees, self.run = rules, trees, run
         self._functions = functions
-        self._by_mask: dict[int, list[CompiledRule]] = {}
         self._predicates: tuple[Compiled, ...] | None = None
-
-    def hits(self, mask: int) -> list[CompiledRule]:
-        found = self._by_mask.get(mask)
-        if found is None:
-            found = self._by_mask[mask] = [
-                rule for bit, rule in enumerate(self.rules) if mask >> bit & 1]
-        return found
 
     def predicates(self) -> tuple[Compiled, ...]:
         """Each specialised condition on its own, compiled the first time a record raises."""

@@ -77,10 +77,10 @@ def test_index_derived_from_syntax_tree(condition: str, expected: dict) -> None:
     assert {k: set(v) for k, v in derived.items()} == expected
 
 
-def _rules(tmp_path: Path, text: str) -> Evaluator:
+def _rules(tmp_path: Path, text: str, engine: str = "compiled") -> Evaluator:
     (tmp_path / "r.yml").write_text(text)
     ruleset = load_rules([tmp_path], FUNCTIONS, FUNCTIONS.lists.keys())
-    return Evaluator(ruleset.rules, FUNCTIONS)
+    return Evaluator(ruleset.rules, FUNCTIONS, engine)
 
 
 RULES = """\
@@ -136,3 +136,51 @@ severity: low
 condition: requestParameters.upstreams || `[]`
 """)
     assert [m.rule.id for m in evaluator.evaluate(record())] == ["zero"]
+
+
+GROUPED = """\
+id: by-principal
+title: p
+severity: low
+condition: eventName == 'GetAuthorizationToken'
+group_by: userIdentity.arn || userIdentity.principalId
+---
+id: by-two
+title: t
+severity: low
+condition: eventName == 'GetAuthorizationToken'
+group_by: [requestParameters.domainName, requestParameters.durationSeconds]
+---
+id: fragile-group
+title: f
+severity: low
+condition: eventName == 'GetAuthorizationToken'
+group_by: length(requestParameters.missing)
+---
+id: ungrouped
+title: u
+severity: low
+condition: eventName == 'GetAuthorizationToken'
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_group_keys_come_with_the_matches_and_fail_alone(tmp_path: Path, engine: str) -> None:
+    """The compiled engine computes group keys in the bucket's one function, and a condition
+    once when two rules share it: the same pairs as the interpreter. A group key that raises
+    loses only its own rule's match (counted as that rule's error)."""
+    documents = GROUPED.split("---\n")
+    fragile = documents.pop(2)
+    rest = "---\n".join(documents)
+    expected = [("by-principal", "arn:aws:sts::123456789012:assumed-role/Developer/dev"),
+                ("by-two", "acme|900"), ("ungrouped", None)]
+    for text in (rest, GROUPED):
+        evaluator = _rules(tmp_path, text, engine)
+        found = evaluator.matched(record(requestParameters__durationSeconds=900))
+        assert [(rule.id, group) for rule, group in found] == expected
+        assert evaluator.matches == dict.fromkeys(["by-principal", "by-two", "ungrouped"], 1)
+        assert evaluator.errors == ({"fragile-group": 1} if fragile in text else {})
+        found = evaluator.matched(record(userIdentity__arn=None,
+                                         requestParameters__domainName=7))
+        assert [(rule.id, group) for rule, group in found][:2] == [
+            ("by-principal", "AROAEXAMPLEID:dev"), ("by-two", "7|-")]

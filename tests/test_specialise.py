@@ -114,3 +114,15 @@ def test_a_bucket_reads_a_shared_field_once() -> None:
     assert source_of(bucket).count("'userIdentity'") == 1
     assert bucket({"userIdentity": {"type": "Root"}}) == 0b101
     assert bucket({"userIdentity": {"type": "IAMUser"}, "errorCode": "AccessDenied"}) == 0b010
+
+
+def test_a_condition_two_rules_share_is_evaluated_once() -> None:
+    conditions = [Parser().parse(text).parsed for text in
+                  ("starts_with(userAgent, 'curl/')", "!errorCode",
+                   "starts_with(userAgent, 'curl/')")]
+    bucket = compile_bucket(conditions, PropertyFunctions())
+    from engine.compiler import source_of
+
+    assert source_of(bucket).count("'curl/'") == 1
+    assert bucket({"userAgent": "curl/8.4"}) == 0b111
+    assert bucket({"userAgent": "pip/24", "errorCode": "x"}) == 0
