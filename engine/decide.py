@@ -97,9 +97,9 @@ class Decider:
             rule_id for rule_id, plan in plans.items()
             if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None)
         self._waiting: dict[str, list[Held]] = {}
-        self._lane: dict[str, list[Held]] = {}  # counted: what the store's pending list holds
+        self._lane: dict[str, list[Counted]] = {}  # what the store's pending list would hold
         self._lane_of: dict[str, tuple[Rule, str | None, Policy]] = {}
-        self._copies: dict[str, dict[int, list[Held]]] = {}  # per group: copies per counted seq
+        self._copies: dict[str, dict[int, list[Counted]]] = {}  # per group: per counted seq
         self._lane_calls: set[str] = set()  # groups whose waiting matches may have copies
         self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
         self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
@@ -309,20 +309,21 @@ class Decider:
             self._lane_calls.discard(key)
 
     @staticmethod
-    def _count_all(pending: list[Held], ready: list[Held], policy: Policy) -> bool:
+    def _count_all(pending: list[Counted], ready: list[Held], policy: Policy) -> bool:
         """Count sorted matches at once when nothing but counting can happen: too few for a
         run, no copies, none before the newest counted. Then what _count_in_lane would leave,
         one by one, is every match within a window of the newest. False: count one by one."""
         if len(pending) + len(ready) >= policy.count or (
                 pending and (pending[-1][0], pending[-1][1]) > (ready[0][0], "")):
             return False
-        pending += ready
+        pending += [held[:5] for held in ready]  # the record is not needed to count
         cut = ready[-1][0] - policy.window
         if pending[0][0] <= cut:
             del pending[:_after(pending, cut)]
         return True
 
-    def _count_in_lane(self, key: str, pending: list[Held], held: Held, policy: Policy) -> bool:
+    def _count_in_lane(self, key: str, pending: list[Counted], held: Held,
+                       policy: Policy) -> bool:
         """Count one match in its group's pending list, as windows._count would; False when
         that would not be a plain count (the general path must decide it)."""
         t, call = held[0], held[1]
@@ -331,14 +332,14 @@ class Decider:
         if call:
             for counted in pending:
                 if counted[1] == call:  # a copy of a counted call: list it, count it once
-                    self._copies.setdefault(key, {}).setdefault(counted[3], []).append(held)
+                    self._copies.setdefault(key, {}).setdefault(counted[3], []).append(held[:5])
                     return True
         count = policy.count
         if (pending and (pending[-1][0], pending[-1][1]) > (t, call)) or (
                 len(pending) >= count - 1 and t - pending[len(pending) + 1 - count][0]
                 < policy.window):
             return False  # an insertion before the newest, or a run completes
-        pending.append(held)
+        pending.append(held[:5])
         if pending[0][0] <= t - policy.window:
             del pending[:_after(pending, t - policy.window)]
         return True
@@ -492,9 +493,13 @@ def _whole(match: Match) -> Match:
 # A lane match: (eventTime epoch, sharedEventID or "", eventID, arrival seq, recipientAccountId,
 # eventTime, the record or its way back). Sorted as the general buffer is, by the first four.
 Held = tuple[float, str, str, int, Any, Any, Any]
+# A counted lane match: the first five of its Held, all a group's pending entry is made of.
+# Not the record's way back: counted matches stay a threshold window, and a JSON text each
+# (a large JSON-lines input) was 18 MB more peak RSS for bench/memory.py.
+Counted = tuple[float, str, str, int, Any]
 
 
-def _after(entries: list[Held], t: float) -> int:
+def _after(entries: list[Any], t: float) -> int:
     """The index of the first of time-sorted `entries` later than `t` (bisect_right on
     eventTime, compared in C: a 1-tuple sorts before every longer tuple it starts)."""
     return bisect_left(entries, (math.nextafter(t, math.inf),))
@@ -508,7 +513,7 @@ def _record(held: Held) -> Record:
     return stub_of((held[2], held[1] or None, held[4], held[5]), record)
 
 
-def _pending_entry(held: Held, copies: Any) -> list[Any]:
+def _pending_entry(held: Counted, copies: Any) -> list[Any]:
     """A counted lane match as windows._count leaves it in a group's pending list."""
     account = held[4]
     entry = win.pending_entry(held[0], held[1] or None, held[2] or None,
