@@ -44,7 +44,8 @@ from engine.decode import (
     open_gzip,
 )
 
-__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Refs", "iter_paths", "iter_stream"]
+__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Refs", "iter_object", "iter_paths",
+           "iter_stream"]
 
 STDIN = "-"
 STDIN_ORIGIN = "<stdin>"
@@ -178,26 +179,34 @@ def _size(entry: os.DirEntry[str]) -> int:
 
 
 def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:
-    """A small file (a CloudTrail log file) is read and decompressed in one call each and
-    decoded whole, as decode() does any payload: reading it line by line through gzip cost a
-    fifth of a scan's instructions (callgrind). Anything larger, or damaged, is streamed."""
     try:
         with open(path, "rb", buffering=0) as raw:
             info = os.fstat(raw.fileno())
-            if stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_BYTES and (
-                    data := _read_small(raw)) is not None:
-                text = gunzip_at_most(data, WHOLE_BYTES) if data[:2] == GZIP_MAGIC else data
-                if text is not None and len(text) <= WHOLE_BYTES:
-                    if on_bytes is not None:
-                        on_bytes(len(data))
-                    del data
-                    yield from decode(text, path) if text.strip() else (
-                        Skipped(path, "empty input"),)
-                    return
-                raw.seek(0)
-            yield from iter_stream(raw, path, on_bytes)
+            yield from iter_object(raw, path, info.st_size if stat.S_ISREG(info.st_mode)
+                                   else None, on_bytes)
     except OSError as exc:  # opening it; read errors are iter_stream's
         yield Malformed(path, _describe(exc), unreadable=True)
+
+
+def iter_object(raw: IO[bytes], origin: str, size: int | None,
+                on_bytes: ByteCounter | None = None) -> Iterator[Item]:
+    """Every item in one file-like object of `size` bytes (None: unknown, as for a pipe),
+    with flat memory whatever its size: a local file, or an S3 object spooled to disk.
+
+    A small one (a CloudTrail log file) is read and decompressed in one call each and decoded
+    whole, as decode() does any payload: reading it line by line through gzip cost a fifth of
+    a scan's instructions (callgrind). Anything larger, or damaged, is streamed."""
+    if size is not None and size <= SMALL_BYTES and (data := _read_small(raw)) is not None:
+        text = gunzip_at_most(data, WHOLE_BYTES) if data[:2] == GZIP_MAGIC else data
+        if text is not None and len(text) <= WHOLE_BYTES:
+            if on_bytes is not None:
+                on_bytes(len(data))
+            del data
+            yield from decode(text, origin) if text.strip() else (
+                Skipped(origin, "empty input"),)
+            return
+        raw.seek(0)
+    yield from iter_stream(raw, origin, on_bytes)
 
 
 def _read_small(raw: IO[bytes]) -> bytes | None:

@@ -9,19 +9,25 @@ by a notification is processed, the runner calls `keepalive`, which extends visi
 S3: polls a bucket/prefix laid out as CloudTrail writes it
 (`AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`), skips digest files, and remembers
 processed keys in the state store (marks), so a restart does not process them again.
+
+An object is fetched only when the runner processes it, into a temporary file read as a
+stream: an object of any size costs disk, not memory.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import IO, Any
 
 from engine.daemon.sources import Delivery, Marks
+from engine.decode import ObjectRef
 from engine.durations import parse_duration
 from engine.errors import ConfigError
 
 DIGEST = "/CloudTrail-Digest/"
+CHUNK = 1 << 20  # bytes of an S3 object's body read at a time into its temporary file
 
 
 def _client(service: str, settings: Mapping[str, Any], endpoint_key: str = "endpoint_url") -> Any:
@@ -35,12 +41,21 @@ def _client(service: str, settings: Mapping[str, Any], endpoint_key: str = "endp
     return boto3.client(service, **kwargs)
 
 
-def fetch_object(s3: Any, bucket: str, key: str) -> bytes:
+def fetch_object(s3: Any, bucket: str, key: str) -> IO[bytes]:
+    """The object in a temporary file (gone when closed), at its start: the runner reads it
+    as a stream (inputs.iter_object), so memory stays flat whatever the object's size."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 - returned open; the runner closes it
     try:
-        return bytes(body.read())
+        for chunk in body.iter_chunks(CHUNK):
+            spool.write(chunk)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
     finally:
         body.close()
+    return spool
 
 
 class SqsSource:
@@ -120,6 +135,7 @@ class S3Source:
         self.interval = interval
         self.marks = marks
         self._done: set[str] = set()
+        self._handed: set[str] = set()  # handed to the runner, not yet acknowledged
         self._next_poll = 0.0
         self.batch = 10
 
@@ -149,7 +165,8 @@ class S3Source:
         for page in pages:
             for item in page.get("Contents", []):
                 key = item["Key"]
-                if DIGEST in key or key.endswith("/") or key in self._done:
+                if DIGEST in key or key.endswith("/") or key in self._done or (
+                        key in self._handed):
                     continue
                 if self.marks and self.marks.is_done(self.name, key):
                     self._done.add(key)
@@ -160,12 +177,18 @@ class S3Source:
     def _delivery(self, key: str) -> Delivery:
         def ack() -> None:
             self._done.add(key)
+            self._handed.discard(key)
             if self.marks:
                 self.marks.mark_done(self.name, key)
 
-        payload = fetch_object(self.s3, self.bucket, key)
-        return Delivery(payload, f"s3://{self.bucket}/{key}", ack=ack,
-                        fetch=lambda b, k: fetch_object(self.s3, b, k))
+        def fail(reason: str) -> None:
+            self._handed.discard(key)  # listed, and so read, again at a later poll
+
+        self._handed.add(key)
+        origin = f"s3://{self.bucket}/{key}"
+        return Delivery(b"", origin, ack=ack, fail=fail,
+                        fetch=lambda b, k: fetch_object(self.s3, b, k),
+                        object=ObjectRef(self.bucket, key, origin))
 
     def reachable(self) -> bool:
         try:

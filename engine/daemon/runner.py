@@ -19,12 +19,14 @@ logged and the old one keeps running.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +38,15 @@ from engine.decode import Malformed, ObjectRef, Skipped, decode
 from engine.errors import RuleError, StateError
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
+from engine.inputs import iter_object, iter_paths
 from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
-from engine.scan import ScanStats, scan_batch
+from engine.scan import BATCH, ScanStats, scan_batch
 from engine.state import StateStore
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
+KEEPALIVE_ITEMS = 50_000  # items read from one delivery between two lease extensions
 
 
 @dataclass
@@ -150,13 +154,22 @@ class Runner:
     # --- one payload -------------------------------------------------------------------
 
     def process(self, delivery: Delivery) -> None:
-        """Evaluate one delivery and acknowledge it once its alerts are durable."""
+        """Evaluate one delivery and acknowledge it once its alerts are durable.
+
+        Its items are evaluated BATCH at a time as they are read, and the store committed
+        once at the end: memory stays flat for a payload of any size, and a crash before the
+        commit leaves the whole delivery to come back."""
         started = time.perf_counter()
-        stats = ScanStats()
+        stats, seen = ScanStats(), _Seen()
         try:
-            items = list(self._expand(delivery))
             decider = self.pipeline.decider
-            scan_batch(items, self.pipeline.evaluator, decider, self.store, self._send, stats)
+            items = iter(self._expand(delivery))
+            while batch := list(islice(items, BATCH)):
+                scan_batch(batch, self.pipeline.evaluator, decider, self.store, self._send,
+                           stats)
+                seen.note(batch, delivery, self.metrics)
+                if seen.items % KEEPALIVE_ITEMS < BATCH <= seen.items:
+                    delivery.keepalive()  # a large object: keep its lease while we read on
             self._deliver(decider.flush())  # live mode: updates of alerts folded into
             self.store.commit()
         except StateError as exc:
@@ -164,10 +177,17 @@ class Runner:
                       extra={"origin": delivery.origin})
             delivery.fail(str(exc))
             return
-        self._account(delivery, stats, items, time.perf_counter() - started)
+        self._account(delivery, stats, seen, time.perf_counter() - started)
 
     def _expand(self, delivery: Delivery) -> Iterator[Any]:
-        """Decoded items; S3 objects named by notifications are fetched and decoded."""
+        """Decoded items, read as a stream from a file or S3 object; S3 objects named by
+        notifications are fetched and decoded in turn."""
+        if delivery.path is not None:
+            yield from iter_paths([delivery.path])
+            return
+        if delivery.object is not None:
+            yield from self._fetch(delivery, delivery.object)
+            return
         for item in decode(delivery.payload, delivery.origin):
             if isinstance(item, ObjectRef):
                 yield from self._fetch(delivery, item)
@@ -175,36 +195,34 @@ class Runner:
                 yield item
 
     def _fetch(self, delivery: Delivery, ref: ObjectRef) -> Iterator[Any]:
+        origin = f"s3://{ref.bucket}/{ref.key}"
         if delivery.fetch is None:
             yield Skipped(ref.origin, "an S3 reference, but this source has no S3 client")
             return
         delivery.keepalive()
         try:
-            body = delivery.fetch(ref.bucket, ref.key)
+            spooled = delivery.fetch(ref.bucket, ref.key)
         except Exception as exc:
-            yield Malformed(f"s3://{ref.bucket}/{ref.key}", f"cannot fetch: {exc}",
-                            unreadable=True)
+            yield Malformed(origin, f"cannot fetch: {exc}", unreadable=True)
             return
         delivery.keepalive()
-        yield from decode(body, f"s3://{ref.bucket}/{ref.key}")
+        with spooled:
+            size = spooled.seek(0, os.SEEK_END)
+            spooled.seek(0)
+            yield from iter_object(spooled, origin, size)
 
-    def _account(self, delivery: Delivery, stats: ScanStats, items: list[Any],
+    def _account(self, delivery: Delivery, stats: ScanStats, seen: _Seen,
                  elapsed: float) -> None:
         m = self.metrics
         m.events.inc(stats.events)
         m.duplicates.inc(stats.duplicates)
         m.late.inc(stats.late)
         m.evaluation.observe(elapsed)
-        bad = [i for i in items if isinstance(i, Malformed)]
-        for item in bad:
-            m.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
-            log.warning("dead-lettered: %s", item.reason,
-                        extra={"origin": item.origin, "reason": item.reason})
         records = stats.events + stats.duplicates
-        if bad and not records and not any(isinstance(i, Skipped) for i in items):
-            delivery.fail(bad[0].reason)  # poison: leave it to the source's redrive policy
+        if seen.malformed and not records and not seen.skipped:
+            delivery.fail(seen.first_reason)  # poison: leave it to the source's redrive policy
             return
-        if any(i.unreadable for i in bad):
+        if seen.unreadable:
             delivery.fail("an S3 object could not be fetched")  # retry later, never lose it
             return
         delivery.ack()
@@ -301,3 +319,29 @@ class Runner:
                         if not s.reachable())
         return problems
 
+
+
+@dataclass
+class _Seen:
+    """What one delivery's items were, counted as they pass: a large payload's items are
+    never all held at once. Each malformed one is logged (dead-lettered) as it is met."""
+
+    items: int = 0
+    malformed: int = 0
+    skipped: int = 0
+    unreadable: bool = False
+    first_reason: str = ""
+
+    def note(self, batch: list[Any], delivery: Delivery, metrics: Metrics) -> None:
+        self.items += len(batch)
+        for item in batch:
+            if isinstance(item, Skipped):
+                self.skipped += 1
+            elif isinstance(item, Malformed):
+                if not self.malformed:
+                    self.first_reason = item.reason
+                self.malformed += 1
+                self.unreadable = self.unreadable or item.unreadable
+                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+                log.warning("dead-lettered: %s", item.reason,
+                            extra={"origin": item.origin, "reason": item.reason})

@@ -16,22 +16,30 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
+from engine.decode import ObjectRef
 from engine.errors import ConfigError
 
 
 @dataclass
 class Delivery:
-    """One payload and its acknowledgement; `ack` after success, `fail` to let it come back."""
+    """One payload and its acknowledgement; `ack` after success, `fail` to let it come back.
+
+    The payload is a message body in memory, or, so that memory stays flat whatever its
+    size, something the runner reads as a stream when it processes the delivery: a local
+    file (`path`) or an S3 object (`object`, fetched with `fetch`)."""
 
     payload: bytes
     origin: str
     ack: Callable[[], None] = lambda: None
     fail: Callable[[str], None] = lambda reason: None
     keepalive: Callable[[], None] = lambda: None  # extend a lease while a big object is processed
-    fetch: Callable[[str, str], bytes] | None = None  # bucket, key -> bytes (S3 references)
+    # bucket, key -> the object spooled to a temporary file (S3 references, `object`)
+    fetch: Callable[[str, str], IO[bytes]] | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None  # the payload is this file, read when processed
+    object: ObjectRef | None = None  # the payload is this S3 object, fetched when processed
 
 
 class Source(Protocol):
@@ -60,6 +68,9 @@ class FilesSource:
         self.paths = [Path(p) for p in paths]
         self.marks = marks
         self._done: set[str] = set()
+        # Handed to the runner and not yet acknowledged (the poller runs ahead of the runner):
+        # polled again, such a file was read and decoded once more, its bad lines logged twice.
+        self._handed: set[str] = set()
 
     def poll(self, wait: float) -> list[Delivery]:
         found = [d for d in self._new_files()]
@@ -74,22 +85,29 @@ class FilesSource:
             except OSError:
                 continue
             key = f"{path}:{info.st_size}:{int(info.st_mtime)}"
+            if key in self._handed:
+                continue  # handed over, not yet acknowledged: not again
             if key in self._done or (self.marks and self.marks.is_done(self.name, key)):
                 self._done.add(key)
                 continue
-            try:
-                payload = path.read_bytes()
-            except OSError:
-                continue
-            yield Delivery(payload, str(path), ack=self._acker(key))
+            self._handed.add(key)
+            yield Delivery(b"", str(path), ack=self._acker(key), fail=self._failer(key),
+                           path=str(path))
 
     def _acker(self, key: str) -> Callable[[], None]:
         def ack() -> None:
             self._done.add(key)
+            self._handed.discard(key)
             if self.marks:
                 self.marks.mark_done(self.name, key)
 
         return ack
+
+    def _failer(self, key: str) -> Callable[[str], None]:
+        def fail(reason: str) -> None:
+            self._handed.discard(key)  # read again at a later poll
+
+        return fail
 
     def _candidates(self) -> list[Path]:
         files: list[Path] = []
