@@ -12,10 +12,10 @@ state is split between processes.
 What it buys depends on how many records match: conditions and parsing run in parallel,
 deciding does not. A threshold over every download (codeartifact-mass-download) makes nearly
 every record a match, so sending each matched record whole would make the parent unpickle
-nearly the whole input. A record whose matches are all on the decider's threshold lane is
-sent as a stub instead - the few fields the lane counts with, and where the record is in its
-file - and the parent reads the whole record back from the file only if the general path
-needs it (a run completes, a match is late): rarely.
+nearly the whole input. A record whose one match is a threshold-lane rule's is sent as the
+values the lane takes (Decider.hold), in one flat tuple - the few fields it counts with, and
+where the record is in its file - and the parent reads the whole record back from the file
+only if the general path needs it (a run completes, a match is late): rarely.
 
 Counts that only workers see (events, repeats that matched nothing) are summed from their
 reports; a record repeated across two files is counted as a duplicate only when it matched.
@@ -39,26 +39,30 @@ from engine.inputs import ByteCounter, Refs, iter_paths
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
 from engine.state import StateStore
-from engine.stubs import RecordStub, Resolver, stub_of, stub_values, way_back
+from engine.stubs import Resolver, stub_of, way_back
 
 IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
 # A worker returns a file's matches at once, so a file larger than this on disk (a JSON-lines
 # export, say; CloudTrail's own log files are far smaller) is scanned by the parent itself, in
 # its turn, at one process's speed: memory stays flat whatever the size of one file.
 LOCAL_BYTES = 8 << 20
+LANE_ITEM = 9  # the length of a lane match's values in FileResult.records
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
-_LANE: frozenset[int] = frozenset()  # indexes of the rules on the decider's threshold lane
+_LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
 
 
 @dataclass
 class FileResult:
     """What a worker found in one file: matched records, counts, and problems."""
 
-    # (record - or its stub's values and its way back: a position or the record's text -,
-    # epoch, watermark before it, [(rule, group)])
-    records: list[tuple[dict[str, Any] | tuple[Any, ...], float | None, float,
-                        list[tuple[int, str | None]]]] = field(default_factory=list)
+    # In file order, each matched record as one of:
+    # - (record, epoch, watermark before it, [(rule index, group)]);
+    # - a record whose one match is a threshold-lane rule's, as the lane takes it
+    #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
+    #   sharedEventID or "", recipientAccountId, eventTime, way back: its position in the
+    #   file or its JSON text). Flat, so that unpickling it in the parent makes one tuple.
+    records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
     last_epoch: float = float("-inf")
@@ -109,13 +113,19 @@ def _scan_file(path: str) -> FileResult:
         epoch = event_epoch(item)
         matches = evaluator.matched(item)
         if matches:
-            found = [(index[rule.id], group) for rule, group in matches]
-            if all(rule in _LANE for rule, _ in found) and (
-                    back := way_back(item, ref)) is not None:  # a stub's values cross the pipe
-                result.records.append(((*stub_values(item), back if type(back) is bytes
-                                        else back[1]), epoch, watermark, found))
+            rule, group = matches[0]
+            get = item.get
+            event_id, call = get("eventID"), get("sharedEventID")
+            if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
+                    type(event_id) is str and (call is None or type(call) is str)) and (
+                    back := way_back(item, ref)) is not None:  # the lane's values cross
+                result.records.append((
+                    event_id, epoch, watermark, index[rule.id], group, call or "",
+                    get("recipientAccountId"), get("eventTime"),
+                    back if type(back) is bytes else back[1]))
             else:
-                result.records.append((item, epoch, watermark, found))
+                result.records.append((item, epoch, watermark,
+                                       [(index[rule.id], group) for rule, group in matches]))
         if epoch is not None and epoch > watermark:
             watermark = epoch
     result.last_epoch = watermark
@@ -144,8 +154,7 @@ def parallel_scan(
     global _EVALUATOR, _LANE
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
-    _LANE = frozenset(n for n, c in enumerate(evaluator.rules)
-                      if c.rule.id in decider.lane_rules)
+    _LANE = decider.lane_rules
     decider.resolve = Resolver()
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
@@ -209,48 +218,43 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     claims: list[tuple[str | None, float | None]] = []
     records, path = result.records, result.path
     newest, claimed = float("-inf"), []
-    for sent, epoch, before, _ in records:
+    for item in records:
+        epoch, before = item[1], item[2]
         if before > newest:
             claims.append((None, before))
         claimed.append(len(claims))
-        claims.append((sent[0] if type(sent) is tuple else sent.get("eventID"), epoch))
+        claims.append((item[0] if len(item) == LANE_ITEM else item[0].get("eventID"), epoch))
         newest = max(newest, before, epoch if epoch is not None else newest)
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
-    for (sent, epoch, before, found), repeat in zip(records, repeats, strict=True):
+    for item, repeat in zip(records, repeats, strict=True):
         if repeat:
             stats.duplicates += 1
             stats.events -= 1
             continue
+        epoch, before = item[1], item[2]
         for moment in (before, epoch):  # where a single process would have advanced
             if moment is not None and moment > decider.watermark:
                 for alert in decider.advance(moment):
                     _emit(alert, emit, stats)
-        record = sent
+        if len(item) == LANE_ITEM:  # see FileResult.records
+            event_id, _, _, rule_index, group, call, account, time, back = item
+            back = (path, back) if type(back) is int else back
+            if not hold(rules[rule_index], group, epoch, event_id, call, account, time, back):
+                stub = stub_of((event_id, call or None, account, time), back)
+                for alert in offer(Match(rules[rule_index], stub, group), epoch):
+                    _emit(alert, emit, stats)
+            continue
+        record, _, _, found = item
         for rule_index, group_key in found:
-            if type(sent) is tuple:  # a stub's values: the lane takes them as they are
-                event_id, call, account, time, back = sent
-                if epoch is not None and type(event_id) is str and (
-                        call is None or type(call) is str) and hold(
-                        rules[rule_index], group_key, epoch, event_id, call or "", account,
-                        time, (path, back) if type(back) is int else back):
-                    continue
-                if record is sent:
-                    record = _stub(sent, path)
             for alert in offer(Match(rules[rule_index], record, group_key), epoch):
                 _emit(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
             _emit(alert, emit, stats)
-
-
-def _stub(sent: tuple[Any, ...], path: str) -> RecordStub:
-    """A worker's stub values and its way back: a place in `path`, or the record's text."""
-    back = sent[-1]
-    return stub_of(sent[:-1], (path, back) if type(back) is int else back)
 
 
 def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
