@@ -222,9 +222,11 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         epoch, before = item[1], item[2]
         if before > newest:
             claims.append((None, before))
+            newest = before
         claimed.append(len(claims))
         claims.append((item[0] if len(item) == LANE_ITEM else item[0].get("eventID"), epoch))
-        newest = max(newest, before, epoch if epoch is not None else newest)
+        if epoch is not None and epoch > newest:
+            newest = epoch
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
@@ -236,10 +238,12 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             stats.events -= 1
             continue
         epoch, before = item[1], item[2]
-        for moment in (before, epoch):  # where a single process would have advanced
-            if moment is not None and moment > decider.watermark:
-                for alert in decider.advance(moment):
-                    _emit(alert, emit, stats)
+        if before > decider.watermark:  # where a single process would have advanced
+            for alert in decider.advance(before):
+                _emit(alert, emit, stats)
+        if epoch is not None and epoch > decider.watermark:
+            for alert in decider.advance(epoch):
+                _emit(alert, emit, stats)
         if len(item) == LANE_ITEM:  # see FileResult.records
             event_id, _, _, rule_index, group, call, account, time, back = item
             back = (path, back) if type(back) is int else back
