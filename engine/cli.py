@@ -117,7 +117,7 @@ def _scan(args: argparse.Namespace) -> int:
     state_url = args.state or setup.config.state or "memory://"
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format)
-    # The cores. On 2 cores, 2 workers give 1.3x with stateless rules and about 1x with the
+    # The cores. On 2 cores, 2 workers give 1.3x with stateless rules and 1.1x with the
     # stateful pack, whose matches the parent decides alone (bench/throughput.py (f)); more
     # cores give the workers more room before the parent's deciding is the limit.
     workers = args.workers or os.cpu_count() or 1
