@@ -307,6 +307,10 @@ class Decider:
             heapq.heappush(self._lane_due, (later[0][0], key))
         elif key in self._lane_calls:
             self._lane_calls.discard(key)
+        copies = self._copies.get(key)
+        if copies is not None and len(copies) > len(pending):  # forget those pruned with theirs
+            counted = {entry[3] for entry in pending}
+            self._copies[key] = {seq: held for seq, held in copies.items() if seq in counted}
 
     @staticmethod
     def _count_all(pending: list[Counted], ready: list[Held], policy: Policy) -> bool:

@@ -24,7 +24,7 @@ from engine import inputs
 from engine.decide import new_decider
 from engine.inputs import Refs, iter_paths
 from engine.model import Alert, Rule
-from engine.scan import run_scan
+from engine.scan import ScanStats, run_scan, scan_items
 from engine.state import open_store
 from engine.stubs import Resolver
 from tests.support.state import copies, evaluator, make_rule, read, view
@@ -163,3 +163,16 @@ def test_lane_counts_a_burst_like_the_general_path() -> None:
     lane, general = _scan(records, lane=True), _scan(records, lane=False)
     assert [a.rule.id for a in lane if a.rule.id == "burst"] == ["burst", "burst"]
     assert _views(lane) == _views(general)
+
+
+def test_a_lane_group_with_copies_keeps_only_the_copies_of_what_it_counts() -> None:
+    """Twelve hours of one principal's calls, each delivered as three copies, never enough
+    for a run: the copies kept for counted calls stay as few as the counted calls."""
+    rules = [make_rule("burst", threshold=(50, "10m"))]
+    engine = evaluator(rules)
+    decider = new_decider(engine, LATENESS, open_store("memory://"))
+    records = [record for minute in range(0, 12 * 60, 2) for record in copies(minute, "alice")]
+    scan_items(records, engine, decider, decider.store, lambda alert: None, ScanStats(), None)
+    key = next(iter(decider._lane))  # the scan is not over: the group is still on the lane
+    assert len(decider._copies[key]) <= len(decider._lane[key])
+    assert len(decider._lane[key]) <= 6  # a ten-minute window of calls two minutes apart
