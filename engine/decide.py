@@ -169,26 +169,28 @@ class Decider:
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         record = match.record
         if rule_id in self._lane_rules:
-            event_id, call = record.get("eventID"), record.get("sharedEventID")
-            if type(event_id) is str and (call is None or type(call) is str) and self.hold(
-                    match.rule, match.group_key, t, event_id, call or "",
-                    record.get("recipientAccountId"), record.get("eventTime"),
-                    record if type(record) is dict else record.back):
+            if self.hold(match.rule, match.group_key, t, record.get("eventID"),
+                         record.get("sharedEventID"), record.get("recipientAccountId"),
+                         record.get("eventTime"), record if type(record) is dict else record.back):
                 return due
-            self._to_general(_lane_key(rule_id, match.group_key))  # odd ids: not lane-shaped
+            self._to_general(_lane_key(rule_id, match.group_key))  # e.g. odd ids: all general
         call, event_id = _order(record)
         heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
 
-    def hold(self, rule: Rule, group: str | None, t: float, event_id: str, call: str,
+    def hold(self, rule: Rule, group: str | None, t: float, event_id: Any, call: Any,
              account: Any, time: Any, record: Record | Ref | bytes) -> bool:
         """`offer` for a match of a lane rule, without a Match: the scans call this for
-        nearly every record. `call` is the sharedEventID or ""; `record` the record, or its
-        way back (engine.stubs) when the caller has one. False when the lane cannot take the
-        match (late, newer than the watermark, a group the general path holds): offer it.
+        nearly every record, with its eventID, sharedEventID, recipientAccountId and
+        eventTime; `record` is the record, or its way back (engine.stubs) when the caller has
+        one. False when the lane cannot take the match (late, newer than the watermark, a
+        group the general path holds, an eventID that is not a string or a sharedEventID
+        neither a string nor null): offer it.
         """
-        if not self.watermark - self.allowed_lateness <= t <= self.watermark:
+        if type(event_id) is not str or not (call is None or type(call) is str) or not (
+                self.watermark - self.allowed_lateness <= t <= self.watermark):
             return False
+        call = call or ""
         key = f"w\x1f{rule.id}\x1f{group}"  # _lane_key, inlined
         waiting = self._waiting.get(key)
         if waiting is None and (

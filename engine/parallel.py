@@ -60,8 +60,8 @@ class FileResult:
     # - (record, epoch, watermark before it, [(rule index, group)]);
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
-    #   sharedEventID or "", recipientAccountId, eventTime, way back: its position in the
-    #   file or its JSON text). Flat, so that unpickling it in the parent makes one tuple.
+    #   sharedEventID, recipientAccountId, eventTime, way back: its position in the file or
+    #   its JSON text). Flat, so that unpickling it in the parent makes one tuple.
     records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
@@ -114,14 +114,12 @@ def _scan_file(path: str) -> FileResult:
         matches = evaluator.matched(item)
         if matches:
             rule, group = matches[0]
-            get = item.get
-            event_id, call = get("eventID"), get("sharedEventID")
             if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
-                    type(event_id) is str and (call is None or type(call) is str)) and (
                     back := way_back(item, ref)) is not None:  # the lane's values cross
+                get = item.get
                 result.records.append((
-                    event_id, epoch, watermark, index[rule.id], group, call or "",
-                    get("recipientAccountId"), get("eventTime"),
+                    get("eventID"), epoch, watermark, index[rule.id], group,
+                    get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                     back if type(back) is bytes else back[1]))
             else:
                 result.records.append((item, epoch, watermark,
@@ -248,7 +246,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             event_id, _, _, rule_index, group, call, account, time, back = item
             back = (path, back) if type(back) is int else back
             if not hold(rules[rule_index], group, epoch, event_id, call, account, time, back):
-                stub = stub_of((event_id, call or None, account, time), back)
+                stub = stub_of((event_id, call, account, time), back)
                 for alert in offer(Match(rules[rule_index], stub, group), epoch):
                     _emit(alert, emit, stats)
             continue

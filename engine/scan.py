@@ -167,14 +167,12 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         held = None
         for rule, group in found:
             if rule.id in lane and epoch is not None:  # the threshold lane: no Match made
+                if held is None:  # the record, or its way back (see run_scan)
+                    held = record if where is None else way_back(record, where[n]) or record
                 get = record.get
-                event_id, call = get("eventID"), get("sharedEventID")
-                if type(event_id) is str and (call is None or type(call) is str):
-                    if held is None:  # the record, or its way back (see run_scan)
-                        held = record if where is None else way_back(record, where[n]) or record
-                    if hold(rule, group, epoch, event_id, call or "",
-                            get("recipientAccountId"), get("eventTime"), held):
-                        continue
+                if hold(rule, group, epoch, get("eventID"), get("sharedEventID"),
+                        get("recipientAccountId"), get("eventTime"), held):
+                    continue
             for alert in offer(Match(rule, record, group), epoch):
                 _emit(alert, emit, stats)
     stats.events += events
