@@ -188,7 +188,14 @@ class Runner:
         if delivery.object is not None:
             yield from self._fetch(delivery, delivery.object)
             return
-        for item in decode(delivery.payload, delivery.origin):
+        if delivery.lines is not None:  # stdin: each line a payload of its own
+            for origin, line in delivery.lines:
+                yield from self._decoded(delivery, decode(line, origin))
+            return
+        yield from self._decoded(delivery, decode(delivery.payload, delivery.origin))
+
+    def _decoded(self, delivery: Delivery, items: Iterator[Any]) -> Iterator[Any]:
+        for item in items:
             if isinstance(item, ObjectRef):
                 yield from self._fetch(delivery, item)
             else:

@@ -13,6 +13,7 @@ import os
 import select
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ class Delivery:
     attributes: dict[str, Any] = field(default_factory=dict)
     path: str | None = None  # the payload is this file, read when processed
     object: ObjectRef | None = None  # the payload is this S3 object, fetched when processed
+    lines: list[tuple[str, bytes]] | None = None  # the payload is these (origin, line) pairs
 
 
 class Source(Protocol):
@@ -128,32 +130,74 @@ class FilesSource:
 
 
 class StdinSource:
-    """Lines from standard input; ends the daemon's interest when stdin closes."""
+    """Lines from standard input, delivered as they arrive; ends the daemon's interest when
+    stdin closes.
 
-    def __init__(self, name: str) -> None:
+    The descriptor is read with os.read, not through sys.stdin's buffer: select() sees only
+    the descriptor, so lines already in that buffer waited there for the next write, and a
+    stream that paused (`... --follow | trailguard run`) held its last lines back. Every
+    complete line read by one poll goes in one delivery (up to MAX_LINES), so a fast stream
+    costs one store commit per batch, not per line.
+    """
+
+    CHUNK = 1 << 16
+    MAX_LINES = 1000
+
+    def __init__(self, name: str, fd: int | None = None) -> None:
         self.name = name
-        self._line = 0
-        self.closed = False
+        self._fd = fd
+        self._line = 0  # lines read so far, blank ones included: origins say `<stdin>:LINE`
+        self._partial = b""  # the start of a line whose newline has not arrived
+        self._ready: deque[tuple[str, bytes]] = deque()
+        self._eof = False
+
+    @property
+    def closed(self) -> bool:
+        return self._eof and not self._ready
 
     def poll(self, wait: float) -> list[Delivery]:
-        if self.closed:
-            time.sleep(min(wait, 1.0))
+        if not self._ready and not self._eof:
+            self._read(min(wait, 1.0))
+        if not self._ready:
+            if self._eof:
+                time.sleep(min(wait, 1.0))
             return []
-        ready, _, _ = select.select([sys.stdin.buffer], [], [], min(wait, 1.0))
+        lines = [self._ready.popleft() for _ in range(min(len(self._ready), self.MAX_LINES))]
+        return [Delivery(b"", _span(lines), lines=lines)]
+
+    def _read(self, timeout: float) -> None:
+        fd = sys.stdin.fileno() if self._fd is None else self._fd
+        ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
-            return []
-        line = sys.stdin.buffer.readline()
+            return
+        chunk = os.read(fd, self.CHUNK)
+        if not chunk:
+            self._eof = True
+            self._add(self._partial)  # a last line without its newline
+            self._partial = b""
+            return
+        *complete, self._partial = (self._partial + chunk).split(b"\n")
+        for line in complete:
+            self._add(line + b"\n")
+
+    def _add(self, line: bytes) -> None:
         if not line:
-            self.closed = True
-            return []
+            return
         self._line += 1
-        return [Delivery(line, f"<stdin>:{self._line}")] if line.strip() else []
+        if line.strip():
+            self._ready.append((f"<stdin>:{self._line}", line))
 
     def reachable(self) -> bool:
         return True
 
     def close(self) -> None:
         return None
+
+
+def _span(lines: list[tuple[str, bytes]]) -> str:
+    """`<stdin>:3`, or `<stdin>:3-9` for a delivery of several lines."""
+    first, last = lines[0][0], lines[-1][0]
+    return first if first == last else f"{first}-{last.rsplit(':', 1)[1]}"
 
 
 class Marks(Protocol):
