@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jmespath.functions
-import orjson
 from jmespath.visitor import (
     Options,
     TreeInterpreter,
@@ -59,6 +58,8 @@ from jmespath.visitor import (
     _is_actual_number,
     _is_comparable,
 )
+
+from engine.model import key_text
 
 Node = dict[str, Any]
 Evaluator = Callable[[Any], Any]
@@ -135,15 +136,6 @@ def compile_matcher(conditions: list[Node], outcomes: list[tuple[Any, list[Node]
 def source_of(evaluator: Evaluator) -> str | None:
     """The generated Python source behind a compiled expression (None: interpreter fallback)."""
     return getattr(evaluator, "_jmespath_source", None)
-
-
-def _text(value: Any) -> str:
-    """A group key part as text (evaluator._text: "-" for null, JSON for others)."""
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
 
 
 def _interpreted(parsed: Node, interpreter: TreeInterpreter) -> Evaluator:
@@ -293,7 +285,7 @@ class _Generator:
         self._body = _Body()
         self._dicts.add("r")  # the record; `d` is left to &expref bodies, of any type
         self._emit("m = 0" if outcomes is None else "m = _NONE")
-        self._namespace.update(_NONE=(), _text=_text)
+        self._namespace.update(_NONE=(), _text=key_text)
         groups = [node for _, nodes in outcomes or () for node in nodes]
         self._hoist([*conditions, *groups])
         seen: dict[bytes, str] = {}  # a condition written twice (two rules) is evaluated once

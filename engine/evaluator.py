@@ -29,7 +29,7 @@ import orjson
 from jmespath.visitor import Options, TreeInterpreter
 
 from engine import expressions
-from engine.model import Match, Record, Rule
+from engine.model import Match, Record, Rule, key_text
 from engine.rules import SUMMARY_FIELD
 from engine.specialise import Specialiser
 
@@ -75,13 +75,13 @@ class CompiledRule:
             return None
         if len(group_by) == 1:  # the usual case (a principal): no generator, no join
             value = group_by[0](record)
-            return value if type(value) is str else _text(value)
-        return "|".join(_text(part(record)) for part in group_by)
+            return value if type(value) is str else key_text(value)
+        return "|".join(key_text(part(record)) for part in group_by)
 
     def render_summary(self, record: Record) -> str:
         if not self.summary:
             return self.rule.title
-        return "".join(part if isinstance(part, str) else _text(_safe(part, record))
+        return "".join(part if isinstance(part, str) else key_text(_safe(part, record))
                        for part in self.summary)
 
 
@@ -115,14 +115,6 @@ def _safe(function: Compiled, record: Record) -> Any:
         return function(record)
     except Exception:  # a summary must never lose an alert
         return None
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
 
 
 class Evaluator:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
@@ -130,3 +132,13 @@ def alert_id_for(rule_id: str, group_key: str | None, anchor: str) -> str:
     """
     raw = f"{rule_id}\x1f{group_key or ''}\x1f{anchor}".encode()
     return hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+
+def key_text(value: Any) -> str:
+    """A group key part or a summary field as text: itself for a string, "-" for null, JSON
+    for anything else. The evaluator and the generated bucket functions both write keys."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
