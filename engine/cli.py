@@ -117,9 +117,9 @@ def _scan(args: argparse.Namespace) -> int:
     state_url = args.state or setup.config.state or "memory://"
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format)
-    # The cores. On 2 cores, 2 workers give 1.3x with stateless rules and 1.1x with the
-    # stateful pack, whose matches the parent decides alone (bench/throughput.py (f)); more
-    # cores give the workers more room before the parent's deciding is the limit.
+    # The cores: N processes, the deciding parent among them, so none waits for a core. On
+    # 2 cores, 2 give about 2x one with the pack + 200 rules, stateful or not
+    # (bench/throughput.py (f)); on many cores the parent's serial deciding is the limit.
     workers = args.workers or os.cpu_count() or 1
     files = list_files(paths) if workers > 1 else None
     try:

@@ -1,33 +1,46 @@
-"""`scan --workers N`: parse and evaluate on N processes, decide in one.
+"""`scan --workers N`: parse and evaluate on N processes, decide in one of them.
 
-Choice: merge, not partition. Workers (forked, so they share the compiled rules) read whole
-files and evaluate every condition; they send back only the records that matched, each with
-its matches and the watermark its file had reached. The parent consumes the files' results in
-the same order a single process reads the files, drops repeated eventIDs, and offers the
-matches to the one decider, advancing the watermark exactly where a single process would
-have. The decider therefore sees the same matches in the same order against the same
-watermark, and the alerts are identical to one worker's, stateful rules included; no group's
-state is split between processes.
+Choice: merge, not partition. The parent forks N - 1 workers (so they share the compiled
+rules); each process, the parent too, takes the next file nobody has taken, reads it whole and
+evaluates every condition, keeping only the records that matched, each with its matches and
+the watermark its file had reached. The parent decides the files' results in the same order a
+single process reads the files: it drops repeated eventIDs and offers the matches to the one
+decider, advancing the watermark exactly where a single process would have. The decider
+therefore sees the same matches in the same order against the same watermark, and the alerts
+are identical to one worker's, stateful rules included; no group's state is split between
+processes.
 
-What it buys depends on how many records match: conditions and parsing run in parallel,
-deciding does not. A threshold over every download (codeartifact-mass-download) makes nearly
-every record a match, so sending each matched record whole would make the parent unpickle
-nearly the whole input. A record whose one match is a threshold-lane rule's is sent as the
-values the lane takes (Decider.hold), in one flat tuple - the few fields it counts with, and
-where the record is in its file - and the parent reads the whole record back from the file
-only if the general path needs it (a run completes, a match is late): rarely.
+The parent scans a file itself only when the result it must decide next is not ready, so the
+work balances itself: deciding is serial, and N processes on N cores never wait on a third
+(a pool of N workers beside a deciding parent ran 3 processes on 2 cores, and its result and
+task threads took the parent's GIL: 1.1x; this is 1.6x and more, bench/throughput.py (f)).
 
-Counts that only workers see (events, repeats that matched nothing) are summed from their
-reports; a record repeated across two files is counted as a duplicate only when it matched.
+A threshold over every download (codeartifact-mass-download) makes nearly every record a
+match, so sending each matched record whole would make the parent unpickle nearly the whole
+input. A record whose one match is a threshold-lane rule's is sent as the values the lane
+takes (Decider.hold), in one flat tuple - the few fields it counts with, and where the record
+is in its file - and the parent reads the whole record back from the file only if the general
+path needs it (a run completes, a match is late): rarely.
+
+Counts that only the scanning process sees (events, repeats that matched nothing) are summed
+from the results; a record repeated across two files is counted as a duplicate only when it
+matched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
 import os
+import pickle
+import select
+import signal
+import struct
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +54,10 @@ from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
 
-IN_FLIGHT_PER_WORKER = 4  # files handed out ahead of the parent: bounds memory
+PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
+AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
+PIPE_BYTES = 1 << 20  # a worker's pipe: several files' results (Linux's default limit)
+_FRAME = struct.Struct("<QBQ")  # a result's file index, failed flag, and length
 # A worker returns a file's matches at once, so a file larger than this on disk (a JSON-lines
 # export, say; CloudTrail's own log files are far smaller) is scanned by the parent itself, in
 # its turn, at one process's speed: memory stays flat whatever the size of one file.
@@ -97,11 +113,26 @@ def _walk(directory: str) -> Iterator[str]:
 
 
 def _scan_file(path: str) -> FileResult:
-    """In a worker: parse and evaluate one file; keep only the records that matched."""
+    """Parse and evaluate one file; keep only the records that matched. In a worker, or in
+    the parent ahead of the file's turn: the evaluator's own counts are left as they were,
+    and the file's are the result's, added when it is decided."""
     evaluator = _EVALUATOR
     assert evaluator is not None
     index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
     result = FileResult(path=path)
+    counts = evaluator.matches, evaluator.errors, evaluator.first_error
+    evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+    try:
+        _scan_records(path, evaluator, index, result)
+    finally:
+        result.matches, result.errors = evaluator.matches, evaluator.errors
+        result.first_error = evaluator.first_error
+        evaluator.matches, evaluator.errors, evaluator.first_error = counts
+    return result
+
+
+def _scan_records(path: str, evaluator: Evaluator, index: dict[str, int],
+                  result: FileResult) -> None:
     watermark = float("-inf")
     refs: Refs = []
     for item in iter_paths([path], refs=refs):
@@ -127,10 +158,6 @@ def _scan_file(path: str) -> FileResult:
         if epoch is not None and epoch > watermark:
             watermark = epoch
     result.last_epoch = watermark
-    result.matches, result.errors = evaluator.matches, evaluator.errors
-    result.first_error = evaluator.first_error
-    evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
-    return result
 
 
 def _note(item: Any, result: FileResult) -> None:
@@ -146,7 +173,8 @@ def parallel_scan(
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
     on_bytes: ByteCounter | None = None,
 ) -> ScanStats:
-    """Scan `files` on `workers` processes; alerts as a single process would emit them.
+    """Scan `files` on `workers` processes, this one included; alerts as a single process
+    would emit them.
 
     `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
     global _EVALUATOR, _LANE
@@ -154,39 +182,152 @@ def parallel_scan(
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
     decider.resolve = Resolver()
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-
-        def submit(path: str) -> tuple[str, int, Any]:
-            size = _size(path)
-            return path, size, None if size > LOCAL_BYTES else pool.apply_async(_scan_file,
-                                                                                   (path,))
-
-        pending: deque[tuple[str, int, Any]] = deque()
-        queue = iter(files)
-        for path in queue:
-            pending.append(submit(path))
-            if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                break
+    sizes = [_size(path) for path in files]
+    claims = _Claims([size > LOCAL_BYTES for size in sizes])
+    pool: dict[int, _Worker] = {}
+    finished = False
+    try:
+        for who in range(PARENT + 1, PARENT + workers):
+            pool[who] = _Worker.start(who, files, claims, pool.values())
+        ahead: dict[int, FileResult] = {}  # files this process scanned before their turn
         refs: Refs = []
-        while pending:
-            path, size, task = pending.popleft()
-            result = task.get() if task is not None else None
-            for following in queue:  # keep the workers busy while this result is decided
-                pending.append(submit(following))
-                break
-            if result is None:  # a large file: scanned here, in its turn
-                scan_items(iter_paths([path], on_bytes, refs), evaluator, decider, store, emit,
-                           stats, refs)
-                continue
+        for n, path in enumerate(files):
+            result = ahead.pop(n, None)
+            if result is None:
+                owner = claims.claim(n)
+                if owner == PARENT and claims.large[n]:  # streamed here, in its turn
+                    scan_items(iter_paths([path], on_bytes, refs), evaluator, decider, store,
+                               emit, stats, refs)
+                    continue
+                if owner == PARENT:
+                    result = _scan_file(path)
+                else:
+                    worker = pool[owner]
+                    while not worker.ready() and len(ahead) < AHEAD_FILES and (
+                            (later := claims.take(PARENT)) is not None):
+                        ahead[later] = _scan_file(files[later])  # rather than wait
+                    result = worker.receive(n, path)
             _decide_file(result, evaluator, decider, store, emit, stats)
             if on_bytes is not None:
-                on_bytes(size)
+                on_bytes(sizes[n])
+        finished = True
+    finally:
+        for worker in pool.values():
+            worker.stop(finished)
     for alert in decider.flush():
         _emit(alert, emit, stats)
     store.commit()
     stats.elapsed = time.perf_counter() - stats.started
     return stats
+
+
+class _Claims:
+    """Which process scans which file, in shared memory made before forking.
+
+    Each process takes the next file nobody has taken, so one that is ahead takes more: the
+    parent, which also decides, scans only when the result it needs next is not ready. Files
+    too large for a worker (LOCAL_BYTES) are left to the parent, to stream in its turn."""
+
+    def __init__(self, large: list[bool]) -> None:
+        context = multiprocessing.get_context("fork")
+        self.large = large
+        self._next = context.Value("q", 0)  # the first file nobody has taken; with a lock
+        self._owner = context.RawArray("i", len(large))  # 0: nobody yet
+
+    def take(self, who: int) -> int | None:
+        """The next file for `who` to scan; None when every file is taken."""
+        with self._next.get_lock():
+            while (n := self._next.value) < len(self.large):
+                self._next.value = n + 1
+                self._owner[n] = PARENT if self.large[n] else who
+                if not self.large[n]:
+                    return n
+        return None
+
+    def claim(self, n: int) -> int:
+        """Who scans file `n`, which is the parent's next to decide: the parent, if nobody
+        has taken it yet (every file before it is taken)."""
+        with self._next.get_lock():
+            if self._next.value == n:
+                self._next.value = n + 1
+                self._owner[n] = PARENT
+            return self._owner[n]
+
+
+class _Worker:
+    """A forked process that scans the files it takes and writes each FileResult, pickled,
+    to its own pipe in the order it took them: the parent reads file n's result from the
+    worker that took n, which has nothing older left in the pipe. A full pipe stops the
+    worker, so memory stays bounded however far behind the parent is."""
+
+    def __init__(self, pid: int, reader: int) -> None:
+        self.pid = pid
+        self.reader = reader
+
+    @classmethod
+    def start(cls, who: int, files: list[str], claims: _Claims,
+              others: Iterable[_Worker]) -> _Worker:
+        reader, writer = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # Linux: room for a few files
+            fcntl.fcntl(writer, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            code = 1
+            try:
+                os.close(reader)
+                for other in others:
+                    os.close(other.reader)
+                _work(who, files, claims, writer)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(writer)
+        return cls(pid, reader)
+
+    def ready(self) -> bool:
+        return bool(select.select([self.reader], [], [], 0)[0])
+
+    def receive(self, n: int, path: str) -> FileResult:
+        index, failed, size = _FRAME.unpack(self._read(_FRAME.size, path))
+        data = self._read(size, path)
+        if failed:
+            raise RuntimeError(f"a --workers process failed on {path}:\n{data.decode()}")
+        if index != n:
+            raise RuntimeError(f"a --workers process sent file {index}, not {n} ({path})")
+        return pickle.loads(data)
+
+    def _read(self, size: int, path: str) -> bytes:
+        parts = []
+        while size:
+            part = os.read(self.reader, min(size, PIPE_BYTES))
+            if not part:
+                raise RuntimeError(f"a --workers process (pid {self.pid}) exited before "
+                                   f"it sent its result for {path}")
+            parts.append(part)
+            size -= len(part)
+        return b"".join(parts)
+
+    def stop(self, finished: bool) -> None:
+        """Reap the worker. Once every file is decided it has nothing left to take and is
+        exiting; if the scan failed, it is terminated first."""
+        os.close(self.reader)
+        if not finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _work(who: int, files: list[str], claims: _Claims, writer: int) -> None:
+    """In a worker: scan the files it takes until none is left."""
+    while (n := claims.take(who)) is not None:
+        try:
+            data, failed = pickle.dumps(_scan_file(files[n]), pickle.HIGHEST_PROTOCOL), 0
+        except Exception:  # a bug: the parent stops the scan and shows it
+            data, failed = traceback.format_exc().encode(), 1
+        frame = memoryview(_FRAME.pack(n, failed, len(data)) + data)
+        while frame:
+            frame = frame[os.write(writer, frame):]
 
 
 def _size(path: str) -> int:

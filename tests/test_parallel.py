@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +144,61 @@ def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
                    str(tmp_path / "1.json"), str(tmp_path / "2.json"))
     assert done.returncode == 0, done.stderr
     assert "late: 1 matches arrived more than 900s of event time behind" in done.stderr
+
+
+def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
+    """parallel_scan over eight files where a worker calls `fail(path)` on each file it
+    takes; the parent scans slowly (50 ms a file), so the worker takes some."""
+    from engine import parallel
+    from engine.decide import new_decider
+    from engine.state import open_store
+    from tests.support.state import evaluator, make_rule, read
+
+    files = []
+    for n in range(8):
+        path = tmp_path / f"{n}.jsonl"
+        path.write_text(json.dumps(read(n, "alice")) + "\n")
+        files.append(str(path))
+    parent, real = os.getpid(), parallel._scan_records
+
+    def scan_records(path: str, *rest: Any) -> None:
+        if os.getpid() != parent:
+            fail(path)
+        time.sleep(0.05)
+        real(path, *rest)
+
+    monkeypatch.setattr(parallel, "_scan_records", scan_records)
+    engine = evaluator([make_rule("plain")])
+    decider = new_decider(engine, 900.0, open_store("memory://"))
+    parallel.parallel_scan(files, 2, engine, decider, decider.store, lambda alert: None)
+
+
+def _no_child_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_a_failing_worker_stops_the_scan_with_its_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(path: str) -> None:
+        raise ValueError(f"cannot scan {path}")
+
+    with pytest.raises(RuntimeError) as raised:
+        _failing_scan(tmp_path, monkeypatch, fail)
+    assert "a --workers process failed on" in str(raised.value)
+    assert "Traceback" in str(raised.value) and "ValueError: cannot scan" in str(raised.value)
+    assert _no_child_left()
+
+
+def test_a_worker_that_dies_stops_the_scan_instead_of_waiting_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OOM kill, say: the parent sees the worker's pipe close and says so."""
+    def die(path: str) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    with pytest.raises(RuntimeError, match="exited before it sent its result for"):
+        _failing_scan(tmp_path, monkeypatch, die)
+    assert _no_child_left()
