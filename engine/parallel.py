@@ -22,15 +22,17 @@ takes (Decider.hold), in one flat tuple - the few fields it counts with, and whe
 is in its file - and the parent reads the whole record back from the file only if the general
 path needs it (a run completes, a match is late): rarely.
 
-Counts that only the scanning process sees (events, repeats that matched nothing) are summed
-from the results; a record repeated across two files is counted as a duplicate only when it
-matched.
+Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
+matches uncounted, as one process would. One difference is left: a rule that fails on a
+record that turns out to be a repeat is counted as an error here; one process would not have
+evaluated the repeat.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import multiprocessing
 import os
 import pickle
@@ -50,7 +52,7 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Refs, iter_paths
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, scan_items
+from engine.scan import SAMPLE_LIMIT, ScanStats
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
 
@@ -58,11 +60,13 @@ PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
 PIPE_BYTES = 1 << 20  # a worker's pipe: several files' results (Linux's default limit)
 _FRAME = struct.Struct("<QBQ")  # a result's file index, failed flag, and length
-# A worker returns a file's matches at once, so a file larger than this on disk (a JSON-lines
-# export, say; CloudTrail's own log files are far smaller) is scanned by the parent itself, in
-# its turn, at one process's speed: memory stays flat whatever the size of one file.
-LOCAL_BYTES = 8 << 20
-LANE_ITEM = 9  # the length of a lane match's values in FileResult.records
+# Matched records (and malformed lines) per FileResult: what a process holds of one file
+# whatever the file's size (a JSON-lines export, say, where every record matches a rule).
+CHUNK_RECORDS = 2_000
+# The parent scans a file ahead of its turn only up to this size on disk: it keeps all of it.
+AHEAD_BYTES = 1 << 20
+# The lengths of FileResult.records' three kinds of item.
+UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
@@ -70,9 +74,12 @@ _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
 
 @dataclass
 class FileResult:
-    """What a worker found in one file: matched records, counts, and problems."""
+    """What a process found in one file, or in a chunk of it: matched records, counts, and
+    problems."""
 
-    # In file order, each matched record as one of:
+    # In file order, each record with an eventID as one of:
+    # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
+    #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
@@ -87,6 +94,7 @@ class FileResult:
     matches: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
+    last: bool = True  # False: more of the file follows, in the next result
 
 
 def list_files(paths: Sequence[str]) -> list[str] | None:
@@ -112,30 +120,38 @@ def _walk(directory: str) -> Iterator[str]:
             yield entry.path
 
 
-def _scan_file(path: str) -> FileResult:
-    """Parse and evaluate one file; keep only the records that matched. In a worker, or in
-    the parent ahead of the file's turn: the evaluator's own counts are left as they were,
-    and the file's are the result's, added when it is decided."""
+def _scan_file(path: str) -> Iterator[FileResult]:
+    """Parse and evaluate one file; keep only the records that matched, CHUNK_RECORDS at a
+    time, so memory stays flat however large the file. In a worker, or in the parent: the
+    evaluator's own counts are as they were whenever a chunk is handed over, and the
+    chunk's are its own, added when it is decided."""
     evaluator = _EVALUATOR
     assert evaluator is not None
     index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
-    result = FileResult(path=path)
-    counts = evaluator.matches, evaluator.errors, evaluator.first_error
-    evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
-    try:
-        _scan_records(path, evaluator, index, result)
-    finally:
-        result.matches, result.errors = evaluator.matches, evaluator.errors
-        result.first_error = evaluator.first_error
-        evaluator.matches, evaluator.errors, evaluator.first_error = counts
-    return result
-
-
-def _scan_records(path: str, evaluator: Evaluator, index: dict[str, int],
-                  result: FileResult) -> None:
-    watermark = float("-inf")
     refs: Refs = []
-    for item in iter_paths([path], refs=refs):
+    items = iter(iter_paths([path], refs=refs))
+    watermark, last = float("-inf"), False
+    while not last:
+        result = FileResult(path=path)
+        counts = evaluator.matches, evaluator.errors, evaluator.first_error
+        evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+        try:
+            watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
+        finally:
+            result.matches, result.errors = evaluator.matches, evaluator.errors
+            result.first_error = evaluator.first_error
+            evaluator.matches, evaluator.errors, evaluator.first_error = counts
+        result.last_epoch, result.last = watermark, last
+        yield result
+
+
+def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
+                  index: dict[str, int], result: FileResult, watermark: float
+                  ) -> tuple[float, bool]:
+    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
+    is done)."""
+    kept = result.records
+    for item in items:
         ref = refs.pop()
         if type(item) is not dict:
             _note(item, result)
@@ -148,16 +164,20 @@ def _scan_records(path: str, evaluator: Evaluator, index: dict[str, int],
             if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
                     back := way_back(item, ref)) is not None:  # the lane's values cross
                 get = item.get
-                result.records.append((
+                kept.append((
                     get("eventID"), epoch, watermark, index[rule.id], group,
                     get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                     back if type(back) is bytes else back[1]))
             else:
-                result.records.append((item, epoch, watermark,
-                                       [(index[rule.id], group) for rule, group in matches]))
+                kept.append((item, epoch, watermark,
+                             [(index[rule.id], group) for rule, group in matches]))
+        elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
+            kept.append((event_id, epoch, watermark))
         if epoch is not None and epoch > watermark:
             watermark = epoch
-    result.last_epoch = watermark
+        if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
+            return watermark, False
+    return watermark, True
 
 
 def _note(item: Any, result: FileResult) -> None:
@@ -183,31 +203,27 @@ def parallel_scan(
     _LANE = decider.lane_rules
     decider.resolve = Resolver()
     sizes = [_size(path) for path in files]
-    claims = _Claims([size > LOCAL_BYTES for size in sizes])
+    claims = _Claims(sizes)
     pool: dict[int, _Worker] = {}
     finished = False
     try:
         for who in range(PARENT + 1, PARENT + workers):
             pool[who] = _Worker.start(who, files, claims, pool.values())
-        ahead: dict[int, FileResult] = {}  # files this process scanned before their turn
-        refs: Refs = []
+        ahead: dict[int, list[FileResult]] = {}  # files this process scanned before their turn
         for n, path in enumerate(files):
-            result = ahead.pop(n, None)
-            if result is None:
+            chunks: Iterable[FileResult] | None = ahead.pop(n, None)
+            if chunks is None:
                 owner = claims.claim(n)
-                if owner == PARENT and claims.large[n]:  # streamed here, in its turn
-                    scan_items(iter_paths([path], on_bytes, refs), evaluator, decider, store,
-                               emit, stats, refs)
-                    continue
                 if owner == PARENT:
-                    result = _scan_file(path)
+                    chunks = _scan_file(path)  # each chunk decided as it is scanned
                 else:
                     worker = pool[owner]
                     while not worker.ready() and len(ahead) < AHEAD_FILES and (
-                            (later := claims.take(PARENT)) is not None):
-                        ahead[later] = _scan_file(files[later])  # rather than wait
-                    result = worker.receive(n, path)
-            _decide_file(result, evaluator, decider, store, emit, stats)
+                            (later := claims.take(PARENT, AHEAD_BYTES)) is not None):
+                        ahead[later] = list(_scan_file(files[later]))  # rather than wait
+                    chunks = worker.results(n, path)
+            for result in chunks:
+                _decide_file(result, evaluator, decider, store, emit, stats)
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True
@@ -225,24 +241,24 @@ class _Claims:
     """Which process scans which file, in shared memory made before forking.
 
     Each process takes the next file nobody has taken, so one that is ahead takes more: the
-    parent, which also decides, scans only when the result it needs next is not ready. Files
-    too large for a worker (LOCAL_BYTES) are left to the parent, to stream in its turn."""
+    parent, which also decides, scans only when the result it needs next is not ready."""
 
-    def __init__(self, large: list[bool]) -> None:
+    def __init__(self, sizes: list[int]) -> None:
         context = multiprocessing.get_context("fork")
-        self.large = large
+        self._sizes = sizes
         self._next = context.Value("q", 0)  # the first file nobody has taken; with a lock
-        self._owner = context.RawArray("i", len(large))  # 0: nobody yet
+        self._owner = context.RawArray("i", len(sizes))  # 0: nobody yet
 
-    def take(self, who: int) -> int | None:
-        """The next file for `who` to scan; None when every file is taken."""
+    def take(self, who: int, at_most: float = math.inf) -> int | None:
+        """The next file for `who` to scan; None when every file is taken, or the next is
+        larger than `at_most` bytes."""
         with self._next.get_lock():
-            while (n := self._next.value) < len(self.large):
-                self._next.value = n + 1
-                self._owner[n] = PARENT if self.large[n] else who
-                if not self.large[n]:
-                    return n
-        return None
+            n = self._next.value
+            if n >= len(self._sizes) or self._sizes[n] > at_most:
+                return None
+            self._next.value = n + 1
+            self._owner[n] = who
+            return n
 
     def claim(self, n: int) -> int:
         """Who scans file `n`, which is the parent's next to decide: the parent, if nobody
@@ -287,7 +303,15 @@ class _Worker:
     def ready(self) -> bool:
         return bool(select.select([self.reader], [], [], 0)[0])
 
-    def receive(self, n: int, path: str) -> FileResult:
+    def results(self, n: int, path: str) -> Iterator[FileResult]:
+        """File `n`'s results, a chunk at a time."""
+        while True:
+            result = self._receive(n, path)
+            yield result
+            if result.last:
+                return
+
+    def _receive(self, n: int, path: str) -> FileResult:
         index, failed, size = _FRAME.unpack(self._read(_FRAME.size, path))
         data = self._read(size, path)
         if failed:
@@ -322,12 +346,16 @@ def _work(who: int, files: list[str], claims: _Claims, writer: int) -> None:
     """In a worker: scan the files it takes until none is left."""
     while (n := claims.take(who)) is not None:
         try:
-            data, failed = pickle.dumps(_scan_file(files[n]), pickle.HIGHEST_PROTOCOL), 0
+            for result in _scan_file(files[n]):
+                _send(writer, n, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
         except Exception:  # a bug: the parent stops the scan and shows it
-            data, failed = traceback.format_exc().encode(), 1
-        frame = memoryview(_FRAME.pack(n, failed, len(data)) + data)
-        while frame:
-            frame = frame[os.write(writer, frame):]
+            _send(writer, n, 1, traceback.format_exc().encode())
+
+
+def _send(writer: int, n: int, failed: int, data: bytes) -> None:
+    frame = memoryview(_FRAME.pack(n, failed, len(data)) + data)
+    while frame:
+        frame = frame[os.write(writer, frame):]
 
 
 def _size(path: str) -> int:
@@ -363,7 +391,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             claims.append((None, before))
             newest = before
         claimed.append(len(claims))
-        claims.append((item[0] if len(item) == LANE_ITEM else item[0].get("eventID"), epoch))
+        claims.append((item[0] if len(item) != GENERAL_ITEM else item[0].get("eventID"), epoch))
         if epoch is not None and epoch > newest:
             newest = epoch
     if result.last_epoch > newest:
@@ -372,9 +400,13 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
     for item, repeat in zip(records, repeats, strict=True):
-        if repeat:
+        if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
+            if len(item) == LANE_ITEM:
+                evaluator.matches[rules[item[3]].id] -= 1
+            elif len(item) == GENERAL_ITEM:
+                evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
         epoch, before = item[1], item[2]
         if before > decider.watermark:  # where a single process would have advanced
@@ -383,6 +415,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         if epoch is not None and epoch > decider.watermark:
             for alert in decider.advance(epoch):
                 _emit(alert, emit, stats)
+        if len(item) == UNMATCHED_ITEM:
+            continue
         if len(item) == LANE_ITEM:  # see FileResult.records
             event_id, _, _, rule_index, group, call, account, time, back = item
             back = (path, back) if type(back) is int else back

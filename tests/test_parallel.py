@@ -94,10 +94,13 @@ def test_workers_with_the_pack_on_examples_and_garbage() -> None:
     assert malformed == [line for line in two.stderr.splitlines() if "malformed:" in line]
 
 
-def test_a_large_file_is_scanned_by_the_parent_in_its_turn(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files over LOCAL_BYTES are scanned in the parent (a worker would hand back all of a
-    file's matches at once): the alerts are still those of one process."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    """A process hands over CHUNK_RECORDS items of a file at a time (memory stays flat
+    whatever a file's size): thresholds across chunks and files, repeats (of records that
+    matched and that did not), malformed lines and every count are still those of one
+    process reading the files."""
     from engine import parallel
     from engine.decide import new_decider
     from engine.inputs import iter_paths
@@ -107,29 +110,36 @@ def test_a_large_file_is_scanned_by_the_parent_in_its_turn(
 
     rules = [make_rule("burst", threshold=(3, "10m")), make_rule("plain")]
     files = []
-    for n in range(6):  # bursts across files; files 1 and 4 are "large"
+    for n in range(6):  # bursts across files; files 1 and 4 are long, with repeats
         path = tmp_path / f"{n}.jsonl"
         lines = [read(n * 4 + k / 2, who) for k in range(3) for who in ("alice", "bob")]
-        lines += [read(n * 4 + 2, "carol")] * (8 if n in (1, 4) else 1)  # repeats, too
-        path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in lines))
+        lines += [read(n * 4 + 2, "carol")] * (8 if n in (1, 4) else 1)
+        lines += [record(eventName="ListPackages", eventTime="2024-03-01T00:00:00Z",
+                         eventID="matches-nothing")] * (n % 2 + 1)  # repeats, counted too
+        path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in lines)
+                         + (b"{broken\n" if n == 4 else b""))
         files.append(str(path))
-    monkeypatch.setattr(parallel, "LOCAL_BYTES", (tmp_path / "0.jsonl").stat().st_size)
-    scanned = []
-    real = parallel.scan_items
-    monkeypatch.setattr(parallel, "scan_items", lambda items, *rest: (
-        scanned.append(1), real(items, *rest)))
+    monkeypatch.setattr(parallel, "CHUNK_RECORDS", 3)
+    decided = []
+    real = parallel._decide_file
+    monkeypatch.setattr(parallel, "_decide_file", lambda result, *rest: (
+        decided.append(result.path), real(result, *rest)))
     results = []
-    for workers in (1, 2):
+    for parallel_path in (False, True):
         engine = evaluator(rules)
         decider = new_decider(engine, 900.0, open_store("memory://"))
         alerts: list = []
-        if workers == 1:
-            run_scan(iter_paths(files), engine, decider, alerts.append)
+        if parallel_path:
+            stats = parallel.parallel_scan(files, workers, engine, decider, decider.store,
+                                           alerts.append)
         else:
-            parallel.parallel_scan(files, 2, engine, decider, decider.store, alerts.append)
-        results.append(views(alerts))
-    assert len(scanned) == 2
-    assert results[0] == results[1] and results[0]
+            stats = run_scan(iter_paths(files), engine, decider, alerts.append)
+        counts = (stats.events, stats.duplicates, stats.malformed, dict(stats.alerts),
+                  dict(engine.matches))
+        results.append((views(alerts), counts))
+    assert results[0] == results[1] and results[0][0]
+    assert results[0][1][1] == 14 + 8  # repeats: 7 + 7 of carol's, 8 of matches-nothing
+    assert decided.count(files[1]) == 6 and len(decided) > len(files)  # 16 items, 6 chunks
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -147,8 +157,8 @@ def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
 
 
 def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
-    """parallel_scan over eight files where a worker calls `fail(path)` on each file it
-    takes; the parent scans slowly (50 ms a file), so the worker takes some."""
+    """parallel_scan over eight files where a worker calls `fail()` on each file it takes;
+    the parent scans slowly (50 ms a file), so the worker takes some."""
     from engine import parallel
     from engine.decide import new_decider
     from engine.state import open_store
@@ -161,11 +171,11 @@ def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) ->
         files.append(str(path))
     parent, real = os.getpid(), parallel._scan_records
 
-    def scan_records(path: str, *rest: Any) -> None:
+    def scan_records(*args: Any) -> tuple[float, bool]:
         if os.getpid() != parent:
-            fail(path)
+            fail()
         time.sleep(0.05)
-        real(path, *rest)
+        return real(*args)
 
     monkeypatch.setattr(parallel, "_scan_records", scan_records)
     engine = evaluator([make_rule("plain")])
@@ -183,8 +193,8 @@ def _no_child_left() -> bool:
 
 def test_a_failing_worker_stops_the_scan_with_its_traceback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def fail(path: str) -> None:
-        raise ValueError(f"cannot scan {path}")
+    def fail() -> None:
+        raise ValueError("cannot scan this")
 
     with pytest.raises(RuntimeError) as raised:
         _failing_scan(tmp_path, monkeypatch, fail)
@@ -196,7 +206,7 @@ def test_a_failing_worker_stops_the_scan_with_its_traceback(
 def test_a_worker_that_dies_stops_the_scan_instead_of_waiting_for_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An OOM kill, say: the parent sees the worker's pipe close and says so."""
-    def die(path: str) -> None:
+    def die() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
     with pytest.raises(RuntimeError, match="exited before it sent its result for"):
