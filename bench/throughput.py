@@ -85,10 +85,9 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
-    from engine.inputs import iter_paths
+    from engine.inputs import walk
     from engine.parallel import parallel_scan
     from engine.rules import load_rules
-    from engine.scan import run_scan
     from engine.state import open_store
 
     functions = TrailguardFunctions()
@@ -100,13 +99,9 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
     store = open_store("memory://")
     decider = new_decider(evaluator, 900.0, store)
     started = time.perf_counter()  # rules loaded and compiled: a fixed cost, reported apart
-    if workers > 1:
-        stats = parallel_scan([str(p) for p in files], workers, evaluator, decider, store,
-                              lambda alert: None)
-    else:
-        refs: list[tuple[str, int] | None] = []  # as `trailguard scan` does
-        stats = run_scan(iter_paths([str(p) for p in files], refs=refs), evaluator, decider,
-                         lambda alert: None, refs=refs)
+    # as `trailguard scan` does with files, whatever the number of workers
+    stats = parallel_scan(list(walk([str(p) for p in files])), workers, evaluator, decider,
+                          store, lambda alert: None)
     return stats.events, started
 
 

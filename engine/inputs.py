@@ -44,8 +44,8 @@ from engine.decode import (
     open_gzip,
 )
 
-__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Refs", "iter_object", "iter_paths",
-           "iter_stream"]
+__all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Entry", "Refs", "iter_object", "iter_paths",
+           "iter_stream", "read_file", "walk"]
 
 STDIN = "-"
 STDIN_ORIGIN = "<stdin>"
@@ -53,6 +53,7 @@ BUFFER_SIZE = 1 << 18
 
 ByteCounter = Callable[[int], None]
 Refs = list[tuple[str, int] | None]
+Entry = str | Malformed | Skipped  # what walk() gives: a file to read, or why not
 # Files up to this size on disk are cheap to read again whole (a CloudTrail log file is tens of
 # kilobytes gzipped); their records can be named by place (iter_paths refs).
 REREAD_BYTES = 256 << 10
@@ -70,14 +71,44 @@ def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
     that file again yields at the same place; else None (stdin, a pipe, a larger file,
     anything not a record). The threshold lane holds stubs of records it can read back this
     way (engine.stubs)."""
+    for entry in walk(paths):
+        if type(entry) is str:
+            yield from read_file(entry, on_bytes, refs)
+        else:
+            yield from _one(entry, refs)
+
+
+def walk(paths: Sequence[str]) -> Iterator[Entry]:
+    """What iter_paths reads, in its order: each file's path (``-``: stdin), or the item that
+    says why something met on the way is not read. `scan --workers` hands the files out."""
     for path in paths:
-        if path != STDIN:
-            yield from _iter_path(path, on_bytes, set(), refs)
-            continue
+        if path == STDIN:
+            yield STDIN
+        else:
+            yield from _walk_path(path, set())
+
+
+def read_file(path: str, on_bytes: ByteCounter | None = None,
+              refs: Refs | None = None) -> Iterator[Item]:
+    """The items of one file that walk() gave (or stdin), with refs as iter_paths says."""
+    if path == STDIN:
         stdin = getattr(sys.stdin, "buffer", None)
         items: Iterable[Item] = ((Malformed(STDIN_ORIGIN, "standard input is closed"),)
                                  if stdin is None else iter_stream(stdin, STDIN_ORIGIN, on_bytes))
-        yield from items if refs is None else _unplaced(items, refs)
+    else:
+        items = _iter_file(path, on_bytes)
+        if refs is not None and _rereadable(path):
+            yield from _placed(items, path, refs)
+            return
+    yield from items if refs is None else _unplaced(items, refs)
+
+
+def _rereadable(path: str) -> bool:
+    try:
+        info = os.stat(path)
+    except OSError:  # gone since the walk: reading it will say so
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size <= REREAD_BYTES
 
 
 def _unplaced(items: Iterable[Item], refs: Refs) -> Iterator[Item]:
@@ -107,22 +138,16 @@ def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None
         yield Malformed(origin, f"read failed: {_describe(exc)}")
 
 
-def _iter_path(
-    path: str, on_bytes: ByteCounter | None, seen: set[tuple[int, int]], refs: Refs | None
-) -> Iterator[Item]:
+def _walk_path(path: str, seen: set[tuple[int, int]]) -> Iterator[Entry]:
     try:
         info = os.stat(path)
     except OSError as exc:
-        yield from _one(Malformed(path, _describe(exc), unreadable=True), refs)
+        yield Malformed(path, _describe(exc), unreadable=True)
         return
     if stat.S_ISDIR(info.st_mode):
-        yield from _iter_directory(path, info, on_bytes, seen, refs)
-    elif refs is None:
-        yield from _iter_file(path, on_bytes)
-    elif stat.S_ISREG(info.st_mode) and info.st_size <= REREAD_BYTES:
-        yield from _placed(_iter_file(path, on_bytes), path, refs)
-    else:  # a pipe such as <(zcat ...) cannot be read again, a large file is not
-        yield from _unplaced(_iter_file(path, on_bytes), refs)
+        yield from _walk_directory(path, info, seen)
+    else:  # named on the command line: read even if a pipe such as <(zcat ...)
+        yield path
 
 
 def _one(item: Item, refs: Refs | None) -> Iterator[Item]:
@@ -131,10 +156,8 @@ def _one(item: Item, refs: Refs | None) -> Iterator[Item]:
     yield item
 
 
-def _iter_directory(
-    path: str, info: os.stat_result, on_bytes: ByteCounter | None, seen: set[tuple[int, int]],
-    refs: Refs | None,
-) -> Iterator[Item]:
+def _walk_directory(path: str, info: os.stat_result, seen: set[tuple[int, int]]
+                    ) -> Iterator[Entry]:
     if (info.st_dev, info.st_ino) in seen:  # a symlink loop, or a directory reached twice
         return
     seen.add((info.st_dev, info.st_ino))
@@ -142,19 +165,15 @@ def _iter_directory(
         with os.scandir(path) as scan:
             entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
     except OSError as exc:
-        yield from _one(Malformed(path, _describe(exc), unreadable=True), refs)
+        yield Malformed(path, _describe(exc), unreadable=True)
         return
     for entry in entries:
         if entry.is_dir():
-            yield from _iter_path(entry.path, on_bytes, seen, refs)
+            yield from _walk_path(entry.path, seen)
         elif not entry.is_file():
-            yield from _one(_not_a_file(entry.path), refs)
-        elif refs is None:
-            yield from _iter_file(entry.path, on_bytes)
-        elif _size(entry) <= REREAD_BYTES:
-            yield from _placed(_iter_file(entry.path, on_bytes), entry.path, refs)
+            yield _not_a_file(entry.path)
         else:
-            yield from _unplaced(_iter_file(entry.path, on_bytes), refs)
+            yield entry.path
 
 
 def _not_a_file(path: str) -> Malformed | Skipped:
@@ -169,13 +188,6 @@ def _not_a_file(path: str) -> Malformed | Skipped:
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
-
-
-def _size(entry: os.DirEntry[str]) -> int:
-    try:
-        return entry.stat().st_size
-    except OSError:  # gone since the walk: reading it will say so
-        return 0
 
 
 def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:

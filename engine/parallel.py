@@ -50,9 +50,9 @@ from engine.decide import Decider
 from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
-from engine.inputs import ByteCounter, Refs, iter_paths
+from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats
+from engine.scan import SAMPLE_LIMIT, ScanStats, count_other
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
 
@@ -97,29 +97,6 @@ class FileResult:
     last: bool = True  # False: more of the file follows, in the next result
 
 
-def list_files(paths: Sequence[str]) -> list[str] | None:
-    """The files `iter_paths` would read, in its order; None when stdin is among them."""
-    files: list[str] = []
-    for path in paths:
-        if path == "-":
-            return None
-        if os.path.isdir(path):
-            files.extend(_walk(path))
-        else:
-            files.append(path)
-    return files
-
-
-def _walk(directory: str) -> Iterator[str]:
-    with os.scandir(directory) as scan:
-        entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
-    for entry in entries:
-        if entry.is_dir():
-            yield from _walk(entry.path)
-        else:
-            yield entry.path
-
-
 def _scan_file(path: str) -> Iterator[FileResult]:
     """Parse and evaluate one file; keep only the records that matched, CHUNK_RECORDS at a
     time, so memory stays flat however large the file. In a worker, or in the parent: the
@@ -129,7 +106,7 @@ def _scan_file(path: str) -> Iterator[FileResult]:
     assert evaluator is not None
     index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
     refs: Refs = []
-    items = iter(iter_paths([path], refs=refs))
+    items = iter(read_file(path, refs=refs))
     watermark, last = float("-inf"), False
     while not last:
         result = FileResult(path=path)
@@ -189,12 +166,12 @@ def _note(item: Any, result: FileResult) -> None:
 
 
 def parallel_scan(
-    files: list[str], workers: int, evaluator: Evaluator, decider: Decider,
+    files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
     on_bytes: ByteCounter | None = None,
 ) -> ScanStats:
-    """Scan `files` on `workers` processes, this one included; alerts as a single process
-    would emit them.
+    """Scan `files` (engine.inputs.walk: paths, and what could not be read on the way) on
+    `workers` processes, this one included; alerts as a single process would emit them.
 
     `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
     global _EVALUATOR, _LANE
@@ -202,8 +179,8 @@ def parallel_scan(
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
     decider.resolve = Resolver()
-    sizes = [_size(path) for path in files]
-    claims = _Claims(sizes)
+    sizes = [_size(path) if type(path) is str else 0 for path in files]
+    claims = _Claims(sizes, [type(path) is not str for path in files])
     pool: dict[int, _Worker] = {}
     finished = False
     try:
@@ -212,6 +189,10 @@ def parallel_scan(
         ahead: dict[int, list[FileResult]] = {}  # files this process scanned before their turn
         for n, path in enumerate(files):
             chunks: Iterable[FileResult] | None = ahead.pop(n, None)
+            if type(path) is not str:  # found on the walk: counted in its turn
+                claims.claim(n)
+                count_other(path, stats)
+                continue
             if chunks is None:
                 owner = claims.claim(n)
                 if owner == PARENT:
@@ -220,7 +201,7 @@ def parallel_scan(
                     worker = pool[owner]
                     while not worker.ready() and len(ahead) < AHEAD_FILES and (
                             (later := claims.take(PARENT, AHEAD_BYTES)) is not None):
-                        ahead[later] = list(_scan_file(files[later]))  # rather than wait
+                        ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
             for result in chunks:
                 _decide_file(result, evaluator, decider, store, emit, stats)
@@ -243,9 +224,10 @@ class _Claims:
     Each process takes the next file nobody has taken, so one that is ahead takes more: the
     parent, which also decides, scans only when the result it needs next is not ready."""
 
-    def __init__(self, sizes: list[int]) -> None:
+    def __init__(self, sizes: list[int], parents: list[bool]) -> None:
         context = multiprocessing.get_context("fork")
         self._sizes = sizes
+        self._parents = parents  # entries only the parent handles
         self._next = context.Value("q", 0)  # the first file nobody has taken; with a lock
         self._owner = context.RawArray("i", len(sizes))  # 0: nobody yet
 
@@ -253,12 +235,12 @@ class _Claims:
         """The next file for `who` to scan; None when every file is taken, or the next is
         larger than `at_most` bytes."""
         with self._next.get_lock():
-            n = self._next.value
-            if n >= len(self._sizes) or self._sizes[n] > at_most:
-                return None
-            self._next.value = n + 1
-            self._owner[n] = who
-            return n
+            while (n := self._next.value) < len(self._sizes) and self._sizes[n] <= at_most:
+                self._next.value = n + 1
+                self._owner[n] = PARENT if self._parents[n] else who
+                if not self._parents[n]:
+                    return n
+            return None
 
     def claim(self, n: int) -> int:
         """Who scans file `n`, which is the parent's next to decide: the parent, if nobody
@@ -281,7 +263,7 @@ class _Worker:
         self.reader = reader
 
     @classmethod
-    def start(cls, who: int, files: list[str], claims: _Claims,
+    def start(cls, who: int, files: Sequence[Entry], claims: _Claims,
               others: Iterable[_Worker]) -> _Worker:
         reader, writer = os.pipe()
         with contextlib.suppress(OSError, AttributeError):  # Linux: room for a few files
@@ -342,11 +324,12 @@ class _Worker:
             os.waitpid(self.pid, 0)
 
 
-def _work(who: int, files: list[str], claims: _Claims, writer: int) -> None:
+def _work(who: int, files: Sequence[Entry], claims: _Claims,
+          writer: int) -> None:
     """In a worker: scan the files it takes until none is left."""
     while (n := claims.take(who)) is not None:
         try:
-            for result in _scan_file(files[n]):
+            for result in _scan_file(_path(files[n])):
                 _send(writer, n, 0, pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
         except Exception:  # a bug: the parent stops the scan and shows it
             _send(writer, n, 1, traceback.format_exc().encode())
@@ -356,6 +339,11 @@ def _send(writer: int, n: int, failed: int, data: bytes) -> None:
     frame = memoryview(_FRAME.pack(n, failed, len(data)) + data)
     while frame:
         frame = frame[os.write(writer, frame):]
+
+
+def _path(entry: Entry) -> str:
+    assert type(entry) is str  # _Claims leaves the rest to the parent
+    return entry
 
 
 def _size(path: str) -> int:

@@ -143,7 +143,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
             records.append(item)
             claims.append((_event_id(item), event_epoch(item)))
         else:
-            _count_other(item, stats)
+            count_other(item, stats)
     repeats = ids.seen_events(claims)
     matched, offer, advance, hold = (evaluator.matched, decider.offer, decider.advance,
                                      decider.hold)
@@ -190,7 +190,7 @@ def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None
     emit(alert)
 
 
-def _count_other(item: Item, stats: ScanStats) -> None:
+def count_other(item: Item, stats: ScanStats) -> None:
     if isinstance(item, Malformed):
         stats.malformed += 1
         if item.unreadable:

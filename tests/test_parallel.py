@@ -94,6 +94,25 @@ def test_workers_with_the_pack_on_examples_and_garbage() -> None:
     assert malformed == [line for line in two.stderr.splitlines() if "malformed:" in line]
 
 
+def test_workers_walk_directories_as_one_process_does(tmp_path: Path) -> None:
+    """A symlink loop, a pipe and a dangling symlink met on the walk: skipped or reported,
+    as one process does. The walk of --workers once followed the loop to a traceback, and
+    would have handed the pipe to a worker to block on."""
+    (tmp_path / "rules.yml").write_text(RULES)
+    _write_stream(tmp_path / "logs")
+    (tmp_path / "logs/2024/03/01/up").symlink_to("../..")
+    os.mkfifo(tmp_path / "logs/2024/03/01/feed")
+    (tmp_path / "logs/2024/03/01/gone.json").symlink_to(tmp_path / "nowhere")
+    runs = [run_cli("scan", "--workers", workers, "-r", str(tmp_path / "rules.yml"),
+                    str(tmp_path / "logs"), timeout=60) for workers in ("1", "2")]
+    assert runs[0].returncode == runs[1].returncode == 1, runs[1].stderr  # unreadable input
+    assert _signature(runs[0].stdout) == _signature(runs[1].stdout) and runs[0].stdout
+    summaries = [[line for line in run.stderr.splitlines() if "events in" not in line]
+                 for run in runs]
+    assert summaries[0] == summaries[1]
+    assert "1 malformed, 1 skipped" in runs[1].stderr and "gone.json" in runs[1].stderr
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
