@@ -1,11 +1,12 @@
 """`scan --workers N`: parse and evaluate on N processes, decide in one of them.
 
 Choice: merge, not partition. The parent forks N - 1 workers (so they share the compiled
-rules); each process, the parent too, takes the next file nobody has taken, reads it whole and
-evaluates every condition, keeping only the records that matched, each with its matches and
-the watermark its file had reached. The parent decides the files' results in the same order a
-single process reads the files: it drops repeated eventIDs and offers the matches to the one
-decider, advancing the watermark exactly where a single process would have. The decider
+rules); each process, the parent too, takes the next file nobody has taken, reads it and
+evaluates every condition, keeping the records that matched, each with its matches and the
+watermark its file had reached (and of the others, only their eventIDs). The parent decides
+the files' results in the same order a single process reads the files: it drops repeated
+eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
+single process would have. The decider
 therefore sees the same matches in the same order against the same watermark, and the alerts
 are identical to one worker's, stateful rules included; no group's state is split between
 processes.
@@ -13,7 +14,7 @@ processes.
 The parent scans a file itself only when the result it must decide next is not ready, so the
 work balances itself: deciding is serial, and N processes on N cores never wait on a third
 (a pool of N workers beside a deciding parent ran 3 processes on 2 cores, and its result and
-task threads took the parent's GIL: 1.1x; this is 1.6x and more, bench/throughput.py (f)).
+task threads took the parent's GIL: 1.1-1.4x; this is 1.9-2.1x, bench/throughput.py (f)).
 
 A threshold over every download (codeartifact-mass-download) makes nearly every record a
 match, so sending each matched record whole would make the parent unpickle nearly the whole
