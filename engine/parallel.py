@@ -52,7 +52,7 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, count_other
+from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
 
@@ -212,7 +212,7 @@ def parallel_scan(
         for worker in pool.values():
             worker.stop(finished)
     for alert in decider.flush():
-        _emit(alert, emit, stats)
+        emit_counted(alert, emit, stats)
     store.commit()
     stats.elapsed = time.perf_counter() - stats.started
     return stats
@@ -399,10 +399,10 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         epoch, before = item[1], item[2]
         if before > decider.watermark:  # where a single process would have advanced
             for alert in decider.advance(before):
-                _emit(alert, emit, stats)
+                emit_counted(alert, emit, stats)
         if epoch is not None and epoch > decider.watermark:
             for alert in decider.advance(epoch):
-                _emit(alert, emit, stats)
+                emit_counted(alert, emit, stats)
         if len(item) == UNMATCHED_ITEM:
             continue
         if len(item) == LANE_ITEM:  # see FileResult.records
@@ -411,18 +411,13 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             if not hold(rules[rule_index], group, epoch, event_id, call, account, time, back):
                 stub = stub_of((event_id, call, account, time), back)
                 for alert in offer(Match(rules[rule_index], stub, group), epoch):
-                    _emit(alert, emit, stats)
+                    emit_counted(alert, emit, stats)
             continue
         record, _, _, found = item
         for rule_index, group_key in found:
             for alert in offer(Match(rules[rule_index], record, group_key), epoch):
-                _emit(alert, emit, stats)
+                emit_counted(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
-            _emit(alert, emit, stats)
-
-
-def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
-    stats.alerts[alert.rule.id] += 1
-    emit(alert)
+            emit_counted(alert, emit, stats)
 

@@ -105,7 +105,7 @@ def run_scan(
         decider.resolve = Resolver()
     scan_items(items, evaluator, decider, ids, emit, stats, refs)
     for alert in decider.flush():
-        _emit(alert, emit, stats)
+        emit_counted(alert, emit, stats)
     ids.commit()
     if decider.store is not ids:
         decider.store.commit()
@@ -158,7 +158,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         events += 1
         if epoch is not None and epoch > decider.watermark:
             for alert in advance(epoch):
-                _emit(alert, emit, stats)
+                emit_counted(alert, emit, stats)
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
         found = matched(record)
@@ -174,7 +174,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
                         get("recipientAccountId"), get("eventTime"), held):
                     continue
             for alert in offer(Match(rule, record, group), epoch):
-                _emit(alert, emit, stats)
+                emit_counted(alert, emit, stats)
     stats.events += events
     stats.duplicates += duplicates
     stats.late += late
@@ -185,7 +185,8 @@ def _event_id(record: dict[str, Any]) -> str | None:
     return event_id if type(event_id) is str or event_id is None else str(event_id)
 
 
-def _emit(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
+def emit_counted(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    """Hand `alert` on, counted in the summary's per-rule alerts."""
     stats.alerts[alert.rule.id] += 1
     emit(alert)
 
