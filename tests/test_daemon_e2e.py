@@ -19,9 +19,10 @@ import yaml
 from tests.support.daemon import Daemon, Trail, make_trail, publishes, tokens
 from tests.support.moto_server import REGION, MotoServer
 from tests.support.records import record
+from tests.support.redis import DAEMON_DB
 from tests.support.slack_receiver import SlackReceiver
 
-REDIS_DB = "redis://127.0.0.1:6379/12"
+REDIS_DB = f"redis://127.0.0.1:6379/{DAEMON_DB}"
 
 
 @pytest.fixture

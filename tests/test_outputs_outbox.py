@@ -14,11 +14,11 @@ from engine.outputs import Dispatcher, RetryPolicy, build_dispatcher
 from engine.outputs.basic import MemoryOutput
 from engine.outputs.outbox import Outbox, open_outbox
 from tests.support.delivery import make_alert, make_rule, no_proxy, write_config
-from tests.support.redis import no_redis
+from tests.support.redis import OUTBOX_DB, no_redis
 
 __all__ = ["no_proxy"]
 FAST = RetryPolicy(max_attempts=2, base=0.01, cap=0.02, scale=0.01)
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = f"redis://127.0.0.1:6379/{OUTBOX_DB}"
 
 
 class Clock:

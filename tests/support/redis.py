@@ -14,7 +14,11 @@ from collections.abc import Iterator
 
 import pytest
 
-HOST, PORT, DB = "127.0.0.1", 6379, 13
+HOST, PORT = "127.0.0.1", 6379
+# Three databases: the daemon tests', the state suites' and the outbox's. Overridable so that
+# concurrent runs on one machine can be kept apart (TRAILGUARD_TEST_REDIS_DBS="9,10,11").
+DAEMON_DB, DB, OUTBOX_DB = (int(n) for n in
+                            os.environ.get("TRAILGUARD_TEST_REDIS_DBS", "12,13,14").split(","))
 REDIS_URL = f"redis://{HOST}:{PORT}/{DB}"
 
 
