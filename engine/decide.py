@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from engine import jsonsafe
 from engine.evaluator import Compiled, CompiledRule, Evaluator
 from engine.eventtime import event_epoch, iso, now_iso
 from engine.model import Alert, Match, Record, Rule, alert_id_for
@@ -564,7 +565,7 @@ def _hit(match: Match, t: float, summarise: Callable[[Record], str]) -> Hit:
 def _direct_alert(rule: Rule, hit: Hit) -> Alert:
     """One alert for one call that cannot have copies: no state involved."""
     anchor = hit.event_id or hashlib.blake2b(
-        orjson.dumps(hit.record, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+        jsonsafe.dumps(hit.record, orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
     return Alert(
         alert_id=alert_id_for(rule.id, hit.group, anchor), rule=rule,
         summary=hit.summarise(hit.record), group_key=hit.group, event=hit.record,

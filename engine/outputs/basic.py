@@ -16,12 +16,13 @@ from typing import Any, ClassVar
 
 import orjson
 
+from engine import jsonsafe
 from engine.errors import ConfigError, DeliveryError
 from engine.outputs.base import AlertDoc, Output, OutputContext
 
 
 def json_line(alert: AlertDoc) -> bytes:
-    return orjson.dumps(alert, option=orjson.OPT_APPEND_NEWLINE, default=str)
+    return jsonsafe.dumps(alert, orjson.OPT_APPEND_NEWLINE)
 
 
 def text_line(alert: AlertDoc) -> str:

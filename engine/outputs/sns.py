@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from engine import jsonsafe
 from engine.errors import ConfigError
 from engine.outputs.base import AlertDoc, Output, OutputContext, get_logger, string_setting
 
@@ -71,7 +72,7 @@ def _attributes_size(attrs: Mapping[str, Mapping[str, str]]) -> int:
 
 
 def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=str)
+    return jsonsafe.dumps(value)
 
 
 def fit_message(alert: AlertDoc, budget: int) -> str:
