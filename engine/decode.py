@@ -59,6 +59,7 @@ except ImportError:  # CPython without isal, or another interpreter: zlib's spee
 __all__ = [
     "GZIP_ERRORS",
     "GZIP_MAGIC",
+    "IDENTITY_FIELDS",
     "MAX_DEPTH",
     "Item",
     "Malformed",
@@ -75,6 +76,9 @@ __all__ = [
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_DEPTH = 8
+# A record whose field here is present and neither a string nor null is Malformed; null is
+# taken as absent, as partial records (rule tests, exports) write it.
+IDENTITY_FIELDS = ("eventID", "sharedEventID", "eventTime")
 _BOM = b"\xef\xbb\xbf"
 _UNWRAP = (GZIP_MAGIC, _BOM)
 _DIGEST_PART = "/CloudTrail-Digest/"
@@ -156,6 +160,25 @@ def is_record(obj: object) -> TypeGuard[dict[str, Any]]:
     return "eventVersion" in obj and ("eventType" in obj or "eventCategory" in obj)
 
 
+def _sound(record: dict[str, Any]) -> bool:
+    """True when the fields that identify and place a record are strings or absent."""
+    get = record.get  # unrolled: this runs on every record
+    event_id, call, time = get("eventID"), get("sharedEventID"), get("eventTime")
+    return ((type(event_id) is str or event_id is None) and (type(call) is str or call is None)
+            and (type(time) is str or time is None))
+
+
+def _checked(record: dict[str, Any], origin: str) -> dict[str, Any] | Malformed:
+    """`record`, or a Malformed naming the identity field that is not a string: an eventID
+    that is an object cannot be remembered, a list cannot be compared (SPEC §3: malformed
+    input is counted and dead-lettered, never stops the stream)."""
+    for name in IDENTITY_FIELDS:
+        value = record.get(name)
+        if value is not None and type(value) is not str:
+            return Malformed(origin, f"{name} is {_kind(value)}, not a string")
+    return record
+
+
 def decode(payload: bytes | bytearray | str, origin: str) -> Iterator[Item]:
     """Every item in one raw payload; never raises on bad input."""
     return _decode_payload(payload, origin, 0)
@@ -179,7 +202,7 @@ def _decode_payload(payload: bytes | bytearray | str, origin: str, depth: int) -
         yield from _decode_documents(payload, origin, depth, exc)
         return
     del payload  # a whole log file's text need not live while its records are used
-    if is_record(value):  # the hot path: one record per payload (JSON lines, EventBridge)
+    if is_record(value) and _sound(value):  # the hot path: one record per payload
         yield value
     else:
         yield from _decode_value(value, origin, depth)
@@ -199,7 +222,7 @@ def _unwrap(payload: bytes | bytearray | str, origin: str) -> bytes | bytearray 
 
 def _decode_value(value: object, origin: str, depth: int) -> Iterator[Item]:
     if is_record(value):
-        yield value
+        yield _checked(value, origin)
     elif type(value) is dict:
         yield from _decode_object(value, origin, depth)
     elif type(value) is list:
@@ -306,7 +329,7 @@ def _decode_elements(items: object, origin: str, name: str, depth: int) -> Itera
         yield Malformed(origin, f"{name or 'array'} is {_kind(items)}, not an array")
         return
     for i, item in enumerate(items):
-        if is_record(item):
+        if is_record(item) and _sound(item):
             yield item
         else:
             yield from decode_element(item, origin, name, i, depth)
@@ -317,7 +340,7 @@ def decode_element(item: object, origin: str, name: str, index: int,
     """Element `index` of a top-level array (``name`` empty) or of ``Records``, when it is
     not itself a record; engine.largedoc reads such arrays an element at a time."""
     if is_record(item):
-        yield item
+        yield _checked(item, f"{origin}#{name}[{index}]")
     elif type(item) is dict:
         yield from _decode_object(item, f"{origin}#{name}[{index}]", depth + 1)
     else:
@@ -349,7 +372,7 @@ def _eventbridge(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]
     if not (isinstance(detail_type, str) and detail_type.endswith(" via CloudTrail")):
         yield Skipped(origin, f"EventBridge event {detail_type!r} is not from CloudTrail")
     elif is_record(obj.get("detail")):
-        yield obj["detail"]
+        yield _checked(obj["detail"], f"{origin}#detail")
     else:
         yield Malformed(f"{origin}#detail", f"{detail_type!r} event without a CloudTrail record")
 

@@ -1,0 +1,105 @@
+"""Adversarial input: no record, however odd, stops the stream; no small input makes unbounded
+work. One test per finding (issue 15), each through `trailguard scan` where the finding is
+about scan, plus a fuzz that any bytes and any JSON value decode without an exception."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cli import run_cli
+from tests.support.records import record
+
+RULES = """\
+id: any-codeartifact
+title: Any CodeArtifact call
+severity: low
+condition: eventSource == 'codeartifact.amazonaws.com'
+summary: "{eventName} by {userIdentity.arn}"
+"""
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> Path:
+    path = tmp_path / "rules.yml"
+    path.write_text(RULES)
+    return path
+
+
+def _lines(*records: Any) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+def _scan(rules: Path, path: Path, *more: str) -> tuple[list[dict[str, Any]], str]:
+    result = run_cli("scan", "--workers", "1", "-r", str(rules), *more, str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["with-eventID", "without-eventID"])
+def test_scan_record_nested_300_deep_alerts_and_the_next_record_too(
+        rules: Path, tmp_path: Path, with_id: bool) -> None:
+    """orjson reads 1024 levels but writes 254: the deep record's alert is written trimmed,
+    saying so, and the record after it is still evaluated."""
+    deep = record(eventName="GetAuthorizationToken", requestParameters=_nested(300))
+    if not with_id:
+        del deep["eventID"]  # its alert id then comes from a hash of the whole record
+    good = record(eventName="ReadFromRepository")
+    path = tmp_path / "deep.jsonl"
+    path.write_text(_lines(deep, good))
+    alerts, stderr = _scan(rules, path)
+    assert sorted(a["event"]["eventName"] for a in alerts) == [
+        "GetAuthorizationToken", "ReadFromRepository"]
+    assert "trimmed" in json.dumps(alerts)
+    assert "trimmed" in stderr
+
+
+@pytest.mark.parametrize("field,value,kind", [
+    ("eventID", {"a": 1}, "an object"),
+    ("eventID", [1, 2], "an array"),
+    ("eventID", 7, "a number"),
+    ("sharedEventID", ["x"], "an array"),
+    ("eventTime", {"t": 1}, "an object"),
+])
+def test_scan_identity_field_not_a_string_is_malformed_naming_it(
+        rules: Path, tmp_path: Path, field: str, value: Any, kind: str) -> None:
+    """An eventID/sharedEventID/eventTime that is present and not a string (or null) makes
+    the record malformed, counted and named; the records around it are evaluated."""
+    odd = record(eventName="GetAuthorizationToken")
+    odd[field] = value
+    path = tmp_path / "odd.jsonl"
+    path.write_text(_lines(record(eventName="ListPackages"), odd,
+                           record(eventName="ReadFromRepository")))
+    alerts, stderr = _scan(rules, path)
+    assert [a["event"]["eventName"] for a in alerts] == ["ListPackages", "ReadFromRepository"]
+    assert "1 malformed" in stderr
+    assert f"odd.jsonl:2: {field} is {kind}" in stderr
+
+
+def test_scan_null_identity_fields_are_absent(rules: Path, tmp_path: Path) -> None:
+    """null is taken as absent (partial records write it), not as malformed."""
+    path = tmp_path / "nulls.jsonl"
+    path.write_text(_lines(record(eventID=None, sharedEventID=None, eventTime=None)))
+    alerts, stderr = _scan(rules, path)
+    assert len(alerts) == 1 and "0 malformed" in stderr
+
+
+def test_outbox_encodes_an_alert_too_deep_for_orjson() -> None:
+    """The outbox's encoder (the daemon's last resort) never raises on a deep record, so a
+    restart does not crash on the same entry again; what it wrote reads back."""
+    from engine.outputs.outbox import Entry, _decode, _encode
+
+    entry = Entry("console", "a1", {"rule_id": "r", "event": _nested(300)})
+    again = _decode(_encode(entry))
+    assert again.alert_id == "a1" and "trimmed" in json.dumps(again.alert)
