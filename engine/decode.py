@@ -26,8 +26,10 @@ Choices: a record is a dict that *looks like* CloudTrail (``eventName``/``eventS
 records (rule tests, exports) are real input, and AWS notification records (``eventSource``
 ``aws:s3``, ``aws:sqs``...) are not; envelopes nest at most :data:`MAX_DEPTH` deep so a crafted
 payload cannot recurse without bound; isal's gzip is used when importable (about twice zlib's
-speed), the standard library's otherwise. Decompression is not capped: payloads come from
-CloudTrail's own bucket, or from a queue whose 256 KB messages inflate to ~200 MB at worst.
+speed), the standard library's otherwise. A payload's gzip data inflates to at most
+:data:`MAX_INFLATED` bytes: gzip reaches 1,000:1, so a 256 KB queue message could otherwise
+inflate to 256 MB (and a gzip inside it, decoded in turn, far more). Large files do not come
+here whole: engine.inputs streams them.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ __all__ = [
     "GZIP_MAGIC",
     "IDENTITY_FIELDS",
     "MAX_DEPTH",
+    "MAX_INFLATED",
     "Item",
     "Malformed",
     "ObjectRef",
@@ -75,6 +78,7 @@ __all__ = [
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_INFLATED = 64 << 20  # bytes one payload's gzip data may inflate to; past it, Malformed
 MAX_DEPTH = 8
 # A record whose field here is present and neither a string nor null is Malformed; null is
 # taken as absent, as partial records (rule tests, exports) write it.
@@ -93,12 +97,15 @@ class Malformed:
     """Input that is not what it claims to be; counted and dead-lettered by the caller.
 
     `unreadable` marks input that could not be read at all (a missing file, no permission),
-    which `scan` reports as a failure, unlike content that is merely bad.
+    which `scan` reports as a failure, unlike content that is merely bad. `count` is how many
+    malformed items this one stands for: more than 1 for the summary that an input's reader
+    gives in place of those past the first it lists (engine.inputs.MALFORMED_LISTED).
     """
 
     origin: str
     reason: str
     unreadable: bool = False
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,19 +137,33 @@ def gunzip(data: bytes | bytearray) -> bytes:
 def gunzip_at_most(data: bytes, limit: int) -> bytes | None:
     """The gzip payload `data` decompressed (all members), or None when that would be over
     `limit` bytes or the data is damaged (the caller then streams it, to say where)."""
-    parts, size = [], 0
     try:
-        while data and data.startswith(GZIP_MAGIC):
-            inflate = zlib_impl.decompressobj(31)
-            part = inflate.decompress(data, limit - size + 1)
-            size += len(part)
-            if size > limit or not inflate.eof:
-                return None
-            parts.append(part)
-            data = inflate.unused_data
-    except GZIP_ERRORS:
+        return _inflate(data, limit)
+    except (*GZIP_ERRORS, _TooLarge):
         return None
-    return None if data.strip(b"\0") else b"".join(parts)  # gzip allows zeros after members
+
+
+class _TooLarge(Exception):
+    """Gzip data that inflates past the limit it was given."""
+
+
+def _inflate(data: bytes | bytearray, limit: int) -> bytes:
+    """All gzip members of `data`, never holding more than `limit` bytes of output; raises
+    _TooLarge past it, a GZIP_ERRORS error on damaged data."""
+    parts, size = [], 0
+    while data and data.startswith(GZIP_MAGIC):
+        inflate = zlib_impl.decompressobj(31)
+        part = inflate.decompress(data, limit - size + 1)
+        size += len(part)
+        if size > limit:
+            raise _TooLarge(f"gzip data inflates past {limit:,} bytes")
+        if not inflate.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        parts.append(part)
+        data = inflate.unused_data
+    if data.strip(b"\0"):  # gzip allows zeros after members
+        raise OSError("not gzip data after the last member")
+    return b"".join(parts)
 
 
 def open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
@@ -214,7 +235,9 @@ def _unwrap(payload: bytes | bytearray | str, origin: str) -> bytes | bytearray 
         return payload.removeprefix("\ufeff")
     if payload.startswith(GZIP_MAGIC):
         try:
-            payload = gunzip(payload)
+            payload = _inflate(payload, MAX_INFLATED)
+        except _TooLarge as exc:
+            return Malformed(origin, f"{exc}: too large for one payload")
         except GZIP_ERRORS as exc:
             return Malformed(origin, f"bad gzip data: {exc}")
     return payload[3:] if payload.startswith(_BOM) else payload

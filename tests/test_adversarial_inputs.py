@@ -103,3 +103,58 @@ def test_outbox_encodes_an_alert_too_deep_for_orjson() -> None:
     entry = Entry("console", "a1", {"rule_id": "r", "event": _nested(300)})
     again = _decode(_encode(entry))
     assert again.alert_id == "a1" and "trimmed" in json.dumps(again.alert)
+
+
+_PEAK = """\
+import resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "engine", *sys.argv[1:]], capture_output=True)
+print(done.stderr.decode()[:3000])
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _scan_peak_rss(*args: str) -> tuple[int, int, str]:
+    """(exit code, peak RSS in KB, the end of stderr) of `trailguard ARGS` in a fresh process,
+    so that no earlier child's peak is counted."""
+    import subprocess
+    import sys
+
+    from tests.support.cli import REPO
+
+    done = subprocess.run([sys.executable, "-c", _PEAK, *args], capture_output=True,
+                          cwd=REPO, timeout=300, check=True)
+    *text, last = done.stdout.decode().splitlines()
+    code, peak = (int(n) for n in last.split())
+    return code, peak, "\n".join(text)
+
+
+def test_scan_gzip_of_empty_objects_stays_small_and_counts_every_line(
+        rules: Path, tmp_path: Path) -> None:
+    """A small gzip of 1.5M `{}` lines (the 96 KB, 33M-line bomb in small): every line is
+    counted, the first are listed with path:LINE, and the peak RSS stays flat (it grew by
+    ~200 bytes a line: all the malformed lines of a file were kept until it was decided)."""
+    import gzip
+
+    lines = 1_500_000
+    path = tmp_path / "empties.jsonl.gz"
+    path.write_bytes(gzip.compress(b"{}\n" * lines + _lines(record()).encode(), 9))
+    code, peak_kb, stderr = _scan_peak_rss("scan", "--workers", "1", "-r", str(rules),
+                                           str(path))
+    assert code == 0, stderr
+    assert f"{lines:,} malformed" in stderr and "1 alerts" in stderr
+    assert "empties.jsonl.gz:1: not a CloudTrail record" in stderr
+    assert peak_kb < 150_000, f"peak RSS {peak_kb} KB"
+
+
+def test_decode_gzip_payload_inflating_past_the_cap_is_one_malformed() -> None:
+    """A queue message's gzip data inflates to at most MAX_INFLATED bytes: a 70 KB gzip that
+    would be 70 MB of text is one Malformed saying so, without holding the 70 MB."""
+    import gzip
+
+    from engine.decode import MAX_INFLATED, Malformed, decode
+
+    bomb = gzip.compress(b" " * (MAX_INFLATED + 1), 9)
+    assert len(bomb) < 100_000
+    items = list(decode(bomb, "sqs:m1"))
+    assert len(items) == 1 and isinstance(items[0], Malformed)
+    assert items[0].origin == "sqs:m1" and "inflates past" in items[0].reason

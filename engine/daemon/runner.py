@@ -347,8 +347,8 @@ class _Seen:
             elif isinstance(item, Malformed):
                 if not self.malformed:
                     self.first_reason = item.reason
-                self.malformed += 1
+                self.malformed += item.count
                 self.unreadable = self.unreadable or item.unreadable
-                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc(item.count)
                 log.warning("dead-lettered: %s", item.reason,
                             extra={"origin": item.origin, "reason": item.reason})
