@@ -158,3 +158,44 @@ def test_decode_gzip_payload_inflating_past_the_cap_is_one_malformed() -> None:
     items = list(decode(bomb, "sqs:m1"))
     assert len(items) == 1 and isinstance(items[0], Malformed)
     assert items[0].origin == "sqs:m1" and "inflates past" in items[0].reason
+
+
+REDOS_RULE = """\
+id: hostile-user-agent
+title: A user agent made of a's
+severity: low
+condition: >-
+  eventSource == 'codeartifact.amazonaws.com'
+  && matches(userAgent, '^(a+)+$')
+"""
+
+
+def test_scan_matches_is_linear_on_a_hostile_user_agent(tmp_path: Path) -> None:
+    """`^(a+)+$` on 36 a's and a '!' backtracked 2^36 times in Python's re (the daemon
+    stalled on one record); on RE2 the scan finishes, and `aaaa` still matches."""
+    rule = tmp_path / "redos.yml"
+    rule.write_text(REDOS_RULE)
+    path = tmp_path / "ua.jsonl"
+    path.write_text(_lines(record(userAgent="a" * 36 + "!"), record(userAgent="aaaa")))
+    result = run_cli("scan", "--workers", "1", "-r", str(rule), str(path), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["event"]["userAgent"] for line in result.stdout.splitlines()] \
+        == ["aaaa"]
+
+
+@pytest.mark.parametrize("pattern,problem", [
+    (r"(a)\1", "invalid escape sequence"),
+    ("(?=codeartifact)", "invalid perl operator"),
+    ("(?<!x)y", "invalid perl operator"),
+])
+def test_validate_pattern_re2_cannot_run_is_an_error_at_path_line(
+        tmp_path: Path, pattern: str, problem: str) -> None:
+    """A literal pattern RE2 refuses (backreference, lookaround) is a load error naming the
+    rule's file and the condition's line, not a rule that silently never matches."""
+    rule = tmp_path / "bad.yml"
+    rule.write_text(f"id: bad\ntitle: t\nseverity: low\n\ncondition: matches(userAgent, "
+                    f"'{pattern}')\n")
+    result = run_cli("validate", "-r", str(rule))
+    assert result.returncode != 0
+    assert f"{rule}:5: condition: matches() cannot run pattern" in result.stderr
+    assert problem in result.stderr
