@@ -199,3 +199,44 @@ def test_validate_pattern_re2_cannot_run_is_an_error_at_path_line(
     assert result.returncode != 0
     assert f"{rule}:5: condition: matches() cannot run pattern" in result.stderr
     assert problem in result.stderr
+
+
+def _alias_bomb(indent: str) -> str:
+    """Nine levels of nine aliases of the level before: 9**9 values from 9 lines."""
+    lines = [f'{indent}a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for before, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{indent}{name}: &{name} [{','.join(['*' + before] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_validate_rule_with_alias_bomb_in_tests_is_refused_at_its_line(tmp_path: Path) -> None:
+    """A 9x9 alias bomb in a rule's tests (past 60 s and 5 GB before) is a YAML error
+    naming the file and the anchor's line, in well under the timeout."""
+    rule = tmp_path / "bomb.yml"
+    rule.write_text("id: bomb\ntitle: t\nseverity: low\ncondition: eventName == 'x'\ntests:\n"
+                    "  - name: bomb\n    expect: false\n    event:\n      eventName: y\n"
+                    + _alias_bomb("      "))
+    for command in ("validate", "test"):
+        result = run_cli(command, "-r", str(rule), timeout=60)
+        assert result.returncode != 0
+        assert f"{rule}:17: yaml: aliases expand this document" in result.stderr
+
+
+def test_validate_config_with_alias_bomb_in_lists_is_refused_at_its_line(
+        rules: Path, tmp_path: Path) -> None:
+    """The same bomb in the config's lists: is refused with the config's PATH:LINE."""
+    config = tmp_path / "trailguard.yml"
+    config.write_text("lists:\n" + _alias_bomb("  ") + "  trusted_networks: *i\n")
+    result = run_cli("validate", "-c", str(config), "-r", str(rules), timeout=60)
+    assert result.returncode != 0
+    assert f"{config}:10: " in result.stderr and "aliases expand" in result.stderr
+
+
+def test_yaml_aliases_a_few_times_still_load(rules: Path, tmp_path: Path) -> None:
+    """Reusing an event by alias, the way rule tests do, is still fine."""
+    rule = tmp_path / "reuse.yml"
+    rule.write_text(RULES + "tests:\n  - name: one\n    event: &e {eventSource: "
+                    "codeartifact.amazonaws.com, eventName: ListPackages}\n    expect: true\n"
+                    "  - name: two\n    events: [*e, *e]\n    expect_alerts: 2\n")
+    result = run_cli("test", "-r", str(rule), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
