@@ -240,3 +240,24 @@ def test_yaml_aliases_a_few_times_still_load(rules: Path, tmp_path: Path) -> Non
                     "  - name: two\n    events: [*e, *e]\n    expect_alerts: 2\n")
     result = run_cli("test", "-r", str(rule), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("layout", ["one-line", "pretty"])
+def test_scan_record_too_large_to_parse_is_skipped_and_the_next_is_read(
+        rules: Path, tmp_path: Path, layout: str) -> None:
+    """In a `{"Records": [...]}` too large to read whole, an element over MAX_ELEMENT (here
+    20 MB, with brackets, quotes and escapes in its strings) is one Malformed naming its
+    place, and the record after it is still evaluated (it was lost before)."""
+    from engine.largedoc import MAX_ELEMENT
+
+    huge = record(eventName="GetAuthorizationToken",
+                  requestParameters={"blob": '[{"\\' * (MAX_ELEMENT // 5) + "x",
+                                     "more": [{"a": "]}"}] * 1000})
+    records = [record(eventName="ListPackages"), huge, record(eventName="ReadFromRepository")]
+    path = tmp_path / "big.json"
+    indent = 1 if layout == "pretty" else None
+    path.write_text(json.dumps({"Records": records}, indent=indent))
+    assert path.stat().st_size > MAX_ELEMENT
+    alerts, stderr = _scan(rules, path)
+    assert [a["event"]["eventName"] for a in alerts] == ["ListPackages", "ReadFromRepository"]
+    assert "1 malformed" in stderr and "big.json#Records[1]: not a JSON value within" in stderr
