@@ -9,7 +9,10 @@ file ``{"Records": [...]}`` (gzip found by its magic bytes), one record, an arra
 JSON lines or concatenated documents (jq's output, Firehose objects), ``lookup-events`` output
 (``Events[].CloudTrailEvent``), an EventBridge ``"... via CloudTrail"`` event (``detail``), an
 SNS envelope (``Message``, decoded like any payload), a CloudWatch Logs subscription
-(``awslogs.data`` or decoded; each ``logEvents[].message``). S3 event notifications and
+(``awslogs.data`` or decoded; each ``logEvents[].message``), and the SQS and SNS events a
+Lambda function receives (``Records[].body`` with ``eventSource`` ``aws:sqs``,
+``Records[].Sns`` with ``EventSource`` ``aws:sns``; the body or the SNS notification is any
+payload of this list, decoded in turn). S3 event notifications and
 CloudTrail's ``{"s3Bucket", "s3ObjectKey"}`` give ObjectRefs. Digest files, ``s3:TestEvent``,
 CONTROL_MESSAGE and other EventBridge events are Skipped. :data:`_ENVELOPES` maps the key that
 marks each envelope to its handler.
@@ -438,6 +441,25 @@ def _cloudwatch_message(obj: dict[str, Any], origin: str, depth: int) -> Iterato
         yield from _decode_embedded(message, f"{origin}#logEvents[{i}]", depth + 1)
 
 
+def _lambda_sqs(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
+    """One ``Records[]`` element of the SQS event a Lambda function receives."""
+    if obj.get("eventSource") != "aws:sqs":
+        yield Malformed(origin, f"a body without eventSource 'aws:sqs': {_keys(obj)}")
+    else:
+        yield from _decode_embedded(obj["body"], f"{origin}#body", depth + 1)
+
+
+def _lambda_sns(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
+    """One ``Records[]`` element of the SNS event a Lambda function receives: ``Sns`` is
+    the notification, as SNS delivers it to a queue."""
+    notification = obj["Sns"]
+    if obj.get("EventSource") != "aws:sns" or type(notification) is not dict \
+            or "Message" not in notification:
+        yield Malformed(origin, "an Sns member without EventSource 'aws:sns' and a Message")
+    else:
+        yield from _sns(notification, f"{origin}#Sns", depth + 1)
+
+
 def _s3_notification(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
     """One ``Records[]`` element of an S3 event notification: its key is URL-encoded."""
     try:
@@ -497,6 +519,8 @@ _ENVELOPES: tuple[tuple[str, _Handler], ...] = (
     ("digestS3Object", _digest),
     ("digestPublicKeyFingerprint", _digest),
     ("Event", _s3_test_event),
+    ("body", _lambda_sqs),
+    ("Sns", _lambda_sns),
 )
 
 
