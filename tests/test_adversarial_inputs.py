@@ -261,3 +261,77 @@ def test_scan_record_too_large_to_parse_is_skipped_and_the_next_is_read(
     alerts, stderr = _scan(rules, path)
     assert [a["event"]["eventName"] for a in alerts] == ["ListPackages", "ReadFromRepository"]
     assert "1 malformed" in stderr and "big.json#Records[1]: not a JSON value within" in stderr
+
+
+# ---- fuzz: whatever comes in, items come out -------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402 (the fuzz section's own)
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.sampled_from(["aws:sqs", "aws:sns", "Notification", "codeartifact.amazonaws.com",
+                       "AWS API Call via CloudTrail", "DATA_MESSAGE", "s3:TestEvent"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["Records", "eventID", "eventSource", "eventName", "eventTime",
+                         "sharedEventID", "eventVersion", "eventType", "body", "Sns",
+                         "Message", "Type", "EventSource", "detail", "detail-type", "s3",
+                         "awslogs", "data", "messageType", "logEvents", "Events",
+                         "CloudTrailEvent", "s3ObjectKey", "s3Bucket", "Event", "x"]),
+        inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _embedded(value: Any) -> Any:
+    """`value` with some of its objects also given as JSON strings (envelopes carry those)."""
+    if isinstance(value, dict):
+        return {k: (json.dumps(v) if k in ("body", "Message", "CloudTrailEvent") else
+                    _embedded(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_embedded(v) for v in value]
+    return value
+
+
+def _assert_items(items: list[Any]) -> None:
+    from engine.decode import Malformed, ObjectRef, Skipped
+
+    for item in items:
+        assert type(item) in (dict, Malformed, Skipped, ObjectRef), item
+        if type(item) is dict:
+            for name in ("eventID", "sharedEventID", "eventTime"):
+                assert type(item.get(name)) in (str, type(None))
+
+
+_FUZZ = settings(max_examples=150, deadline=None,
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@_FUZZ
+@given(st.binary(max_size=300))
+def test_fuzz_decode_any_bytes_gives_items_never_an_exception(data: bytes) -> None:
+    """Any bytes, gzipped or not, decode to items; no exception escapes."""
+    import gzip
+
+    from engine.decode import decode
+
+    _assert_items(list(decode(data, "fuzz")))
+    _assert_items(list(decode(gzip.compress(data), "fuzz")))
+
+
+@_FUZZ
+@given(_JSON)
+def test_fuzz_decode_any_json_value_gives_items_never_an_exception(value: Any) -> None:
+    """Any JSON value, with envelope keys and embedded documents, decodes to records or
+    counted items, read whole, as JSON lines, or an element at a time (largedoc)."""
+    import io
+
+    from engine import largedoc
+    from engine.decode import decode
+    from engine.inputs import iter_object
+
+    text = json.dumps(_embedded(value)).encode()
+    _assert_items(list(decode(text, "fuzz")))
+    _assert_items(list(iter_object(io.BytesIO(text + b"\n" + text), "fuzz", None)))
+    _assert_items(list(largedoc.iter_document(iter([text[:7], text[7:]]), "fuzz")))
