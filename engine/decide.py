@@ -488,7 +488,7 @@ class Decider:
         if start is None:
             start = self._learn[hit.rule_id] = self.store.update(
                 f"l\x1f{hit.rule_id}", win.learn_start(hit.t))
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        text = value if isinstance(value, str) else jsonsafe.dumps(value).decode()
         key = f"f\x1f{hit.rule_id}\x1f{hit.group}\x1f{text}"
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
 

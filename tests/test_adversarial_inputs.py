@@ -335,3 +335,32 @@ def test_fuzz_decode_any_json_value_gives_items_never_an_exception(value: Any) -
     _assert_items(list(decode(text, "fuzz")))
     _assert_items(list(iter_object(io.BytesIO(text + b"\n" + text), "fuzz", None)))
     _assert_items(list(largedoc.iter_document(iter([text[:7], text[7:]]), "fuzz")))
+
+
+STATEFUL_RULES = """\
+id: dedup-by-parameters
+title: t
+severity: low
+condition: eventSource == 'codeartifact.amazonaws.com'
+group_by: requestParameters
+dedup: 1h
+---
+id: first-parameters
+title: t
+severity: low
+condition: eventSource == 'codeartifact.amazonaws.com'
+first_seen: {value: requestParameters, remember: 1d, learn: 1s}
+"""
+
+
+def test_scan_deep_record_in_stateful_rules_and_sqlite_state(tmp_path: Path) -> None:
+    """A 300-deep value as a group key, a first_seen value and in SQLite state is encoded
+    trimmed: the scan ends and the next record alerts too."""
+    rules = tmp_path / "stateful.yml"
+    rules.write_text(STATEFUL_RULES)
+    path = tmp_path / "deep.jsonl"
+    path.write_text(_lines(record(requestParameters=_nested(300)),
+                           record(eventName="ReadFromRepository")))
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    alerts, _ = _scan(rules, path, "--state", state)
+    assert sorted(a["rule_id"] for a in alerts) == ["dedup-by-parameters"] * 2
