@@ -19,6 +19,8 @@ class Located(dict[str, Any]):
 
     line: int = 1
     key_lines: dict[str, int]
+    # where each scalar value starts: (0-based line, column, style), for line_in_value
+    value_marks: dict[str, tuple[int, int, str | None]]
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
@@ -44,10 +46,14 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
     mapping = Located()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
+    mapping.value_marks = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[str(key)] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode):
+            mark = value_node.start_mark
+            mapping.value_marks[str(key)] = (mark.line, mark.column, value_node.style)
     return mapping
 
 
@@ -67,6 +73,32 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(item) for item in value]
     return value
+
+
+def line_in_value(lines: list[str], mark: tuple[int, int, str | None], text: str,
+                  offset: int) -> int:
+    """The 1-based line of `text[offset]`, `text` being a scalar's value (stripped or not)
+    that starts at `mark` in the file of `lines`.
+
+    YAML folds and indents a multi-line scalar (`condition: >-`), so offsets in the value
+    are not offsets in the file; but it only ever changes whitespace. The position is found
+    by counting the non-blank characters before it, in the value and then in the file.
+    (A quoted scalar with escapes may be off by the escapes' length: rare in expressions.)"""
+    target = sum(1 for char in text[:offset] if not char.isspace())
+    line, column, style = mark
+    if style in ("|", ">"):
+        line, column = line + 1, 0  # the content starts below the `>-` indicator
+    elif style in ("'", '"'):
+        column += 1
+    seen = 0
+    for number in range(line, len(lines)):
+        for char in lines[number][column:]:
+            if not char.isspace():
+                if seen == target:
+                    return number + 1
+                seen += 1
+        column = 0
+    return mark[0] + 1
 
 
 def error_line(exc: yaml.YAMLError) -> int:
