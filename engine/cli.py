@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     cli_delivery.register(sub)
     cli_daemon.register(sub)
 
+    schema = sub.add_parser("schema", help="print the JSON Schema of a rule file (for editors)",
+                            description="Print the JSON Schema (draft 2020-12) of a rule "
+                                        "document, for YAML language servers.")
+    schema.set_defaults(command=_schema)
+
     docs = _command(sub, "docs", "write the rule catalogue and API coverage (docs/rules.md)", _docs)
     docs.add_argument("--output", default="-", help="file to write, or - for stdout")
     docs.add_argument("--check", action="store_true",
@@ -266,6 +271,13 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"# {rule.id} on eventID {record.get('eventID', '-')} "
               f"({record.get('eventName', '-')})")
         print("\n".join(explain(rule.condition, record, setup.functions)))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from engine.schema import rule_schema
+
+    sys.stdout.write(orjson.dumps(rule_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK
 
 

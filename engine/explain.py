@@ -70,7 +70,7 @@ class _Explainer:
         if node["type"] not in ("comparator", "function_expression"):
             return error or f"   -> {_show(value)}"
         shown = [f"{unparse(child)} = {_show(self.value(child))}"
-                 for child in node["children"] if child["type"] != "literal"]
+                 for child in node["children"] if not _constant(child)]
         return (f"   [{'; '.join(shown)}]" if shown else "") + error
 
 
@@ -109,6 +109,13 @@ def _verdict(value: Any) -> str:
     if isinstance(value, _Failed):
         return "ERROR"
     return "TRUE " if _truthy(value) else "FALSE"
+
+
+def _constant(node: Node) -> bool:
+    """A literal, or a list of literals: its value is its text, not worth repeating."""
+    if node["type"] == "multi_select_list":
+        return all(_constant(child) for child in node["children"])
+    return bool(node["type"] == "literal")
 
 
 def _operands_of(node: Node) -> Iterator[Node]:
