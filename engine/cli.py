@@ -112,8 +112,10 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.scan import run_scan, tune_gc
     from engine.setup import prepare, rules_of
     from engine.state import open_store
+    from engine.stdout import guard
 
     tune_gc()
+    stdout = guard()  # `scan ... | head`: a reader that stops is normal, not a failure
     setup = prepare(args.config, args.rules)
     paths = _scan_paths(args.paths, setup.config.sources)
     ruleset = rules_of(setup)
@@ -145,6 +147,9 @@ def _scan(args: argparse.Namespace) -> int:
         progress.close()  # before anything else is written to stderr
         left = sink.close()
     print(summary(stats, evaluator, decider.late, lateness), file=sys.stderr)
+    if stdout.gone:
+        print("trailguard: stdout was closed by its reader: alerts after that were not written",
+              file=sys.stderr)
     if left:
         print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
               "trailguard outbox list|retry -c CONFIG", file=sys.stderr)
