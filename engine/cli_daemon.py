@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any
 
 from engine.errors import ConfigError
@@ -28,7 +27,24 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Every line on stderr is a log line (JSON unless --log-format text), errors included:
+    a log pipeline must not meet a plain-text line."""
     from engine import logs
+    from engine.errors import RuleError
+
+    logs.configure(json_lines=args.log_format == "json")
+    try:
+        return _daemon(args)
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        return 2
+    except RuleError as exc:
+        for problem in exc.problems:
+            log.error("rule error: %s", problem)
+        return 1
+
+
+def _daemon(args: argparse.Namespace) -> int:
     from engine.daemon.marks import StoreMarks
     from engine.daemon.metrics import Metrics
     from engine.daemon.runner import Runner
@@ -41,7 +57,6 @@ def _run(args: argparse.Namespace) -> int:
     from engine.setup import prepare
     from engine.state import open_store
 
-    logs.configure(json_lines=args.log_format == "json")
     tune_gc()
     setup = prepare(args.config, args.rules)
     config = setup.config
@@ -63,8 +78,9 @@ def _run(args: argparse.Namespace) -> int:
     server = serve(str(listen), metrics.registry, runner.readiness,
                    lambda: not runner.stopping.is_set())
     host, port = server.server_address[:2]
-    log.info("serving /healthz /readyz /metrics on %s:%s", host, port)
-    print(f"trailguard: listening on {host}:{port}", file=sys.stderr, flush=True)
+    # a log line like every other (JSON with --log-format json): tests and scripts find the
+    # port with the pattern `listening on HOST:PORT`
+    log.info("listening on %s:%s (/healthz /readyz /metrics)", host, port)
     runner.install_signals()
     try:
         return runner.run()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
-from engine.daemon.metrics import Metrics
+from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
 from engine.decide import Decider, new_decider
 from engine.decode import Malformed, ObjectRef, Skipped, decode
@@ -240,10 +240,16 @@ class Runner:
 
     def _send(self, alert: Alert) -> None:
         self.dispatcher.send(alert)  # durable in the outbox when this returns
+        context = {"rule_id": alert.rule.id, "alert_id": alert.alert_id,
+                   "event_id": alert.event_ids[0] if alert.event_ids else None,
+                   "count": alert.event_count}
+        if alert.update:  # matches folded into an alert already sent: not a new alert
+            self.metrics.alert_updates.labels(rule=alert.rule.id).inc()
+            log.info("update of alert %s (%s): %d events now: %s", alert.alert_id,
+                     alert.rule.id, alert.event_count, alert.summary, extra=context)
+            return
         self.metrics.alerts.labels(rule=alert.rule.id).inc()
-        log.info("alert %s: %s", alert.rule.id, alert.summary,
-                 extra={"rule_id": alert.rule.id, "alert_id": alert.alert_id,
-                        "event_id": alert.event_ids[0] if alert.event_ids else None})
+        log.info("alert %s: %s", alert.rule.id, alert.summary, extra=context)
 
     # --- rules -------------------------------------------------------------------------
 
@@ -349,6 +355,6 @@ class _Seen:
                     self.first_reason = item.reason
                 self.malformed += 1
                 self.unreadable = self.unreadable or item.unreadable
-                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+                metrics.malformed.labels(source=source_type(delivery)).inc()
                 log.warning("dead-lettered: %s", item.reason,
                             extra={"origin": item.origin, "reason": item.reason})
