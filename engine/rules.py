@@ -419,11 +419,15 @@ def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any]
     return tuple(plain(e) for e in events)
 
 
-def _check_expression(text: str, key: str, place: _Place, path: Path,
+def _check_expression(text: str, key: str, place: _Place | Located, path: Path,
                       ctx: _Context) -> expressions.Node | None:
     """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings. Each
     problem is reported on its own line, where it is in the expression. The syntax tree,
-    or None when the expression does not parse."""
+    or None when the expression does not parse. `place` may be the mapping holding the
+    expression under `key` (then its line is found when `key` holds the text itself)."""
+    if not isinstance(place, _Place):
+        place = _Place(place, key, text)
+
     def report(message: str, offset: int | None, severity: str = "error") -> None:
         ctx.problems.append(Problem(str(path), ctx.line(path, place, offset), key, message,
                                     severity))
