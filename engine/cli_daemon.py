@@ -23,18 +23,18 @@ def register(sub: Any) -> None:
                                       "(default: the config's server.listen, else 127.0.0.1:9090)")
     run.add_argument("--engine", choices=("compiled", "interpreted"), default="compiled")
     run.add_argument("--log-format", choices=("json", "text"), default="json")
-    run.set_defaults(command=_run)
+    run.set_defaults(command=_logged)
 
 
-def _run(args: argparse.Namespace) -> int:
-    """Every line on stderr is a log line (JSON unless --log-format text), errors included:
-    a log pipeline must not meet a plain-text line."""
+def _logged(args: argparse.Namespace) -> int:
+    """`_run`, with every line on stderr a log line (JSON unless --log-format text), errors
+    at start included: a log pipeline must not meet a plain-text line."""
     from engine import logs
     from engine.errors import RuleError
 
     logs.configure(json_lines=args.log_format == "json")
     try:
-        return _daemon(args)
+        return _run(args)
     except ConfigError as exc:
         log.error("config error: %s", exc)
         return 2
@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _daemon(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
+    from engine import logs
     from engine.daemon.marks import StoreMarks
     from engine.daemon.metrics import Metrics
     from engine.daemon.runner import Runner
@@ -57,6 +58,7 @@ def _daemon(args: argparse.Namespace) -> int:
     from engine.setup import prepare
     from engine.state import open_store
 
+    logs.configure(json_lines=args.log_format == "json")
     tune_gc()
     setup = prepare(args.config, args.rules)
     config = setup.config
@@ -78,8 +80,7 @@ def _daemon(args: argparse.Namespace) -> int:
     server = serve(str(listen), metrics.registry, runner.readiness,
                    lambda: not runner.stopping.is_set())
     host, port = server.server_address[:2]
-    # a log line like every other (JSON with --log-format json): tests and scripts find the
-    # port with the pattern `listening on HOST:PORT`
+    # a log line like every other: tests and scripts find the port by `listening on HOST:PORT`
     log.info("listening on %s:%s (/healthz /readyz /metrics)", host, port)
     runner.install_signals()
     try:

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from tests.support.cli import run_cli
 from tests.support.daemon import Daemon
 from tests.support.records import record
 
@@ -75,3 +76,17 @@ def test_daemon_counts_updates_apart_and_logs_only_json(tmp_path: Path) -> None:
     assert len(news) == 1 and news[0]["alert_id"] == alert_id
     assert len(updates) == 1 and updates[0]["alert_id"] == alert_id
     assert updates[0]["message"].startswith(f"update of alert {alert_id} (token): 3 events")
+
+
+def test_daemon_start_errors_are_json_log_lines(tmp_path: Path) -> None:
+    """Invalid rules at start: exit 1, each problem a JSON log line naming PATH:LINE."""
+    (tmp_path / "rule.yml").write_text(RULE.replace("eventName ==", "lenght(eventName) =="))
+    config = tmp_path / "trailguard.yml"
+    config.write_text(f"rules: [{tmp_path / 'rule.yml'}]\n"
+                      f"sources: [{{type: files, paths: [{tmp_path}]}}]\n")
+    result = run_cli("run", "-c", str(config))
+    assert result.returncode == 1
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines and all(line["level"] == "error" for line in lines)
+    assert f"{tmp_path / 'rule.yml'}:4: condition: unknown function 'lenght'" \
+        in lines[0]["message"]
