@@ -171,6 +171,8 @@ class _AlertSink:
     def send(self, alert: Alert) -> None:
         if self.dispatcher is not None:
             self.dispatcher.send(alert)
+        elif getattr(self.out, "gone", False):  # engine.stdout: the reader stopped reading,
+            raise BrokenPipeError  # and stdout is where every alert goes: stop, quietly
         elif self.format == "text":
             from engine.report import alert_text
 
