@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine.rules import KNOWN_KEYS, discover
+from engine.rules import KNOWN_KEYS, TEST_KEYS, discover
 from engine.yamlio import load_documents, plain
 from tests.support.cli import REPO, run_cli
 
@@ -86,6 +86,12 @@ def test_schema_names_exactly_the_keys_the_loader_knows(schema: dict[str, Any]) 
     """The schema and engine.rules agree on the top-level keys (sequence and absence are
     SPEC §8's, added to the loader by the correlation work)."""
     assert set(schema["properties"]) == set(KNOWN_KEYS) | {"sequence", "absence"}
+
+
+def test_schema_names_exactly_the_test_keys_the_loader_knows(schema: dict[str, Any]) -> None:
+    """A rule test's keys in the schema are engine.rules.TEST_KEYS: a key added to the
+    loader must be described in engine/schema.py too."""
+    assert set(schema["properties"]["tests"]["items"]["properties"]) == set(TEST_KEYS)
 
 
 def test_schema_file_in_docs_is_current(schema: dict[str, Any]) -> None:
