@@ -61,6 +61,7 @@ class _Place:
     key: str
     value: str
     base: int = 0
+    item: int | None = None  # the expression is this item of a list (group_by: [a, b])
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ class _Context:
     def line(self, path: Path, place: _Place, offset: int | None) -> int:
         """The line of `offset` in the expression at `place`; the key's line if unknown."""
         mark = getattr(place.doc, "value_marks", {}).get(place.key)
+        if place.item is not None:
+            items = getattr(place.doc, "item_marks", {}).get(place.key, [])
+            mark = items[place.item] if place.item < len(items) else None
         if offset is None or mark is None:
             return place.doc.line_of(place.key)
         if str(path) not in self.sources:
@@ -275,8 +279,10 @@ def _condition(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
 
 def _group_by(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, ...]:
     expressions_ = _strings(value)
-    for text in expressions_:
-        _check_expression(text, "group_by", _Place(doc, "group_by", text), path, ctx)
+    listed = isinstance(value, list)
+    for number, text in enumerate(expressions_):
+        _check_expression(text, "group_by", _Place(doc, "group_by", text,
+                                                   item=number if listed else None), path, ctx)
     return expressions_
 
 

@@ -19,8 +19,10 @@ class Located(dict[str, Any]):
 
     line: int = 1
     key_lines: dict[str, int]
-    # where each scalar value starts: (0-based line, column, style), for line_in_value
+    # where each scalar value starts: (0-based line, column, style), for line_in_value;
+    # for a list of scalars (group_by: [a, b]), where each item starts
     value_marks: dict[str, tuple[int, int, str | None]]
+    item_marks: dict[str, list[tuple[int, int, str | None]]]
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
@@ -47,14 +49,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
     mapping.value_marks = {}
+    mapping.item_marks = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[str(key)] = key_node.start_mark.line + 1
         if isinstance(value_node, yaml.ScalarNode):
-            mark = value_node.start_mark
-            mapping.value_marks[str(key)] = (mark.line, mark.column, value_node.style)
+            mapping.value_marks[str(key)] = _mark(value_node)
+        elif isinstance(value_node, yaml.SequenceNode):
+            mapping.item_marks[str(key)] = [_mark(item) for item in value_node.value]
     return mapping
+
+
+def _mark(node: yaml.Node) -> tuple[int, int, str | None]:
+    return node.start_mark.line, node.start_mark.column, getattr(node, "style", None)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)

@@ -125,3 +125,19 @@ summary: "Token for {userIdentity.arn from {sourceIPAddress}"
 """)
     assert result.returncode == 1
     assert f"{path}:5: summary: unclosed '{{'" in result.stderr
+
+
+def test_validate_points_at_the_group_by_item(tmp_path: Path) -> None:
+    """A misspelt field in the third item of a group_by list is reported at that item."""
+    result, path = _validate(tmp_path, """\
+id: grouped
+title: Grouped
+severity: low
+condition: eventName == 'GetAuthorizationToken'
+group_by:
+  - userIdentity.arn
+  - requestParameters.domainName
+  - sourceIpAddress
+""")
+    assert result.returncode == 0, result.stderr
+    assert f"{path}:8: group_by: warning: field 'sourceIpAddress'" in result.stderr
