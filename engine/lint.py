@@ -128,6 +128,17 @@ def field_hint(token: Mapping[str, Any] | None) -> str:
     return ""
 
 
+def stray_brace(template: str) -> str | None:
+    """A summary template with its `{expr}` fields removed: a brace left over is a field
+    the author did not close (rendered literally, it would never be filled in)."""
+    for char in template:
+        if char == "{":
+            return "unclosed '{' in the template: a field is written {expr}"
+        if char == "}":
+            return "'}' without a '{' before it in the template"
+    return None
+
+
 class Tokens:
     """The expression's tokens, to find the offset of what a finding is about. Asked
     several times for the same name or value, it gives its successive occurrences."""

@@ -23,7 +23,7 @@ from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
 from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold
-from engine.yamlio import Located, error_line, line_in_value, load_documents, plain
+from engine.yamlio import Located, Place, SourceLines, error_line, load_documents, plain
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUMMARY_FIELD = re.compile(r"\{([^{}]+)\}")
@@ -53,18 +53,6 @@ def _raise_all(problems: list[tuple[str, int | None]]) -> None:
 
 
 @dataclass(frozen=True)
-class _Place:
-    """Where an expression sits: the mapping and key holding it, the whole value, and the
-    expression's offset in it (a summary's `{expr}`), so problems point at their own line."""
-
-    doc: Located
-    key: str
-    value: str
-    base: int = 0
-    item: int | None = None  # the expression is this item of a list (group_by: [a, b])
-
-
-@dataclass(frozen=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
@@ -84,22 +72,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     ids: list[tuple[str, str, int]] = field(default_factory=list)  # (id, path, line)
     defined_lists: frozenset[str] | None = None  # lists the config defines; None: don't warn
-    sources: dict[str, list[str]] = field(default_factory=dict)  # file lines, read on demand
-
-    def line(self, path: Path, place: _Place, offset: int | None) -> int:
-        """The line of `offset` in the expression at `place`; the key's line if unknown."""
-        mark = getattr(place.doc, "value_marks", {}).get(place.key)
-        if place.item is not None:
-            items = getattr(place.doc, "item_marks", {}).get(place.key, [])
-            mark = items[place.item] if place.item < len(items) else None
-        if offset is None or mark is None:
-            return place.doc.line_of(place.key)
-        if str(path) not in self.sources:
-            try:
-                self.sources[str(path)] = path.read_text(errors="replace").splitlines()
-            except OSError:
-                self.sources[str(path)] = []
-        return line_in_value(self.sources[str(path)], mark, place.value, place.base + offset)
+    sources: SourceLines = field(default_factory=SourceLines)  # lines inside values
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -266,12 +239,12 @@ def _duration(value: Any, *_: Any) -> float:
 
 def _condition(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _string(value)
-    place = _Place(doc, "condition", text)
+    place = Place(doc, "condition", text)
     tree = _check_expression(text, "condition", place, path, ctx)
     if tree is not None:
         tokens = lint.Tokens(text)
         for finding in lint.constant_operands(tree):
-            line = ctx.line(path, place, tokens.offset(finding.anchor))
+            line = ctx.sources.line(path, place, tokens.offset(finding.anchor))
             ctx.problems.append(Problem(str(path), line, "condition", finding.message,
                                         finding.severity))
     return text
@@ -281,8 +254,8 @@ def _group_by(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str,
     expressions_ = _strings(value)
     listed = isinstance(value, list)
     for number, text in enumerate(expressions_):
-        _check_expression(text, "group_by", _Place(doc, "group_by", text,
-                                                   item=number if listed else None), path, ctx)
+        _check_expression(text, "group_by", Place(doc, "group_by", text,
+                                                  item=number if listed else None), path, ctx)
     return expressions_
 
 
@@ -290,14 +263,10 @@ def _summary(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _optional_string(value)
     for found in SUMMARY_FIELD.finditer(text):
         _check_expression(found.group(1), "summary",
-                          _Place(doc, "summary", text, found.start(1)), path, ctx)
-    problems = []
-    for stray in re.finditer(r"[{}]", SUMMARY_FIELD.sub("", text)):
-        brace = stray.group()
-        problems.append((f"unclosed '{{' in the template: a field is written {{expr}}: "
-                         f"{text}" if brace == "{" else
-                         f"'}}' without a '{{' before it in the template: {text}", None))
-    _raise_all(problems[:1])  # one is enough to see: the text is shown
+                          Place(doc, "summary", text, found.start(1)), path, ctx)
+    stray = lint.stray_brace(SUMMARY_FIELD.sub("", text))
+    if stray:
+        raise _Invalid(f"{stray}: {text}")
     return text
 
 
@@ -331,7 +300,7 @@ def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSee
     expression = _string(settings["value"])
     holder = value if isinstance(value, Located) else doc
     _check_expression(expression, "first_seen",
-                      _Place(holder, "value" if holder is value else "first_seen", expression),
+                      Place(holder, "value" if holder is value else "first_seen", expression),
                       path, ctx)
     problems: list[tuple[str, int | None]] = []
     durations = {"remember": 0.0, "learn": 0.0}
@@ -425,18 +394,18 @@ def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any]
     return tuple(plain(e) for e in events)
 
 
-def _check_expression(text: str, key: str, place: _Place | Located, path: Path,
+def _check_expression(text: str, key: str, place: Place | Located, path: Path,
                       ctx: _Context) -> expressions.Node | None:
     """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings. Each
     problem is reported on its own line, where it is in the expression. The syntax tree,
     or None when the expression does not parse. `place` may be the mapping holding the
     expression under `key` (then its line is found when `key` holds the text itself)."""
-    if not isinstance(place, _Place):
-        place = _Place(place, key, text)
+    if not isinstance(place, Place):
+        place = Place(place, key, text)
 
     def report(message: str, offset: int | None, severity: str = "error") -> None:
-        ctx.problems.append(Problem(str(path), ctx.line(path, place, offset), key, message,
-                                    severity))
+        ctx.problems.append(Problem(str(path), ctx.sources.line(path, place, offset), key,
+                                    message, severity))
 
     try:
         tree = expressions.parse(text)

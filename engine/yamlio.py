@@ -1,13 +1,16 @@
 """YAML loading that remembers where each value came from.
 
 Every rule and config problem is reported as `PATH:LINE: field: message`, so mappings are
-loaded as `Located` dicts that carry the line of each key. Timestamps stay strings: a
+loaded as `Located` dicts that carry the line of each key, and where each scalar value (or
+list item) starts: a problem inside a multi-line condition is reported at its own line
+(`SourceLines.line`), not at the `condition:` key. Timestamps stay strings: a
 CloudTrail `eventTime` in a rule test must reach the rule exactly as CloudTrail writes it,
 not as a `datetime`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,40 @@ def line_in_value(lines: list[str], mark: tuple[int, int, str | None], text: str
                 seen += 1
         column = 0
     return mark[0] + 1
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an expression sits: the mapping and key holding it, the whole value, and the
+    expression's offset in it (a summary's `{expr}`), so problems point at their own line."""
+
+    doc: Located
+    key: str
+    value: str
+    base: int = 0
+    item: int | None = None  # the expression is this item of a list (group_by: [a, b])
+
+
+@dataclass
+class SourceLines:
+    """Files' lines, read when a problem needs a line inside a value (rarely: only then)."""
+
+    files: dict[str, list[str]] = field(default_factory=dict)
+
+    def line(self, path: Path, place: Place, offset: int | None) -> int:
+        """The line of `offset` in the expression at `place`; the key's line if unknown."""
+        mark = getattr(place.doc, "value_marks", {}).get(place.key)
+        if place.item is not None:
+            items = getattr(place.doc, "item_marks", {}).get(place.key, [])
+            mark = items[place.item] if place.item < len(items) else None
+        if offset is None or mark is None:
+            return place.doc.line_of(place.key)
+        if str(path) not in self.files:
+            try:
+                self.files[str(path)] = path.read_text(errors="replace").splitlines()
+            except OSError:
+                self.files[str(path)] = []
+        return line_in_value(self.files[str(path)], mark, place.value, place.base + offset)
 
 
 def error_line(exc: yaml.YAMLError) -> int:
