@@ -172,8 +172,8 @@ def _binary(operator: str) -> Any:
 
 
 def _literal(value: Any) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("'", "\\'") + "'"  # a raw string: only \' is an escape
+    if isinstance(value, str) and "\\" not in value:  # a raw string: only \' is an escape
+        return "'" + value.replace("'", "\\'") + "'"
     return "`" + json.dumps(value).replace("`", "\\`") + "`"
 
 

@@ -64,3 +64,30 @@ def test_explain_parenthesises_by_precedence(tmp_path: Path) -> None:
     assert code == 0, err
     assert "(eventName == 'A' || eventName == 'B') != `true`" in out
     assert "eventName == 'A' || eventName == 'B' != `true`" not in out
+
+
+def test_explain_text_parses_back_to_the_same_tree() -> None:
+    """unparse() gives text that parses to the same syntax tree, for every parseable
+    expression of the JMESPath compliance suite (precedence, slices, literals, projections):
+    what explain prints is what runs."""
+    from engine import expressions
+    from engine.explain import unparse
+
+    checked, different = 0, []
+    for path in sorted((Path(__file__).parent / "compliance").glob("*.json")):
+        for suite in json.loads(path.read_text()):
+            for case in suite["cases"]:
+                try:
+                    tree = expressions.parse(case["expression"])
+                except ValueError:
+                    continue
+                checked += 1
+                text = unparse(tree)
+                try:
+                    same = expressions.parse(text) == tree
+                except ValueError:
+                    same = False
+                if not same:
+                    different.append((case["expression"], text))
+    assert checked > 700
+    assert different == []
