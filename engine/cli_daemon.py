@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from typing import Any
 
 from engine.errors import ConfigError
@@ -33,6 +34,7 @@ def _logged(args: argparse.Namespace) -> int:
     from engine.errors import RuleError
 
     logs.configure(json_lines=args.log_format == "json")
+    threading.excepthook = _thread_died
     try:
         return _run(args)
     except ConfigError as exc:
@@ -42,6 +44,16 @@ def _logged(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             log.error("rule error: %s", problem)
         return 1
+    except Exception:  # a bug: its traceback as a log line too, not plain text
+        log.exception("trailguard stopped on an unexpected error")
+        return 1
+
+
+def _thread_died(hook: Any) -> None:
+    if hook.exc_type is not SystemExit:
+        log.error("thread %s stopped on an unexpected error",
+                  getattr(hook.thread, "name", "?"),
+                  exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -90,3 +90,17 @@ def test_daemon_start_errors_are_json_log_lines(tmp_path: Path) -> None:
     assert lines and all(line["level"] == "error" for line in lines)
     assert f"{tmp_path / 'rule.yml'}:4: condition: unknown function 'lenght'" \
         in lines[0]["message"]
+
+
+def test_daemon_unexpected_errors_are_json_log_lines(tmp_path: Path) -> None:
+    """An error nobody planned for (here a --listen port that is not a number, unless the
+    options check catches it first) still ends as JSON lines, never a plain traceback."""
+    (tmp_path / "rule.yml").write_text(RULE)
+    config = tmp_path / "trailguard.yml"
+    config.write_text(f"rules: [{tmp_path / 'rule.yml'}]\n"
+                      f"sources: [{{type: files, paths: [{tmp_path}]}}]\n")
+    result = run_cli("run", "-c", str(config), "--state", "memory://",
+                     "--listen", "127.0.0.1:notaport")
+    assert result.returncode != 0
+    lines = [json.loads(line) for line in result.stderr.splitlines()]
+    assert lines and lines[-1]["level"] == "error"
