@@ -52,9 +52,10 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted
+from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
+from engine.suppressions import Suppressor
 
 PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
@@ -168,16 +169,20 @@ def _note(item: Any, result: FileResult) -> None:
 def parallel_scan(
     files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
-    on_bytes: ByteCounter | None = None,
+    on_bytes: ByteCounter | None = None, suppressor: Suppressor | None = None,
 ) -> ScanStats:
     """Scan `files` (engine.inputs.walk: paths, and what could not be read on the way) on
     `workers` processes, this one included; alerts as a single process would emit them.
 
-    `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
+    `on_bytes` hears each file's size once its matches are decided (the progress bar).
+    `suppressor` drops suppressed matches in this process, where repeats are known; a
+    rule that a suppression names is kept off the lane's short form, so its whole record
+    crosses for the suppression's condition."""
     global _EVALUATOR, _LANE
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
-    _LANE = decider.lane_rules
+    _LANE = frozenset(r for r in decider.lane_rules
+                      if not (suppressor and suppressor.applies_to(r)))
     decider.resolve = Resolver()
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
@@ -204,7 +209,7 @@ def parallel_scan(
                         ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
             for result in chunks:
-                _decide_file(result, evaluator, decider, store, emit, stats)
+                _decide_file(result, evaluator, decider, store, emit, stats, suppressor)
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True
@@ -354,7 +359,8 @@ def _size(path: str) -> int:
 
 
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
-                 emit: Callable[[Alert], None], stats: ScanStats) -> None:
+                 emit: Callable[[Alert], None], stats: ScanStats,
+                 suppressor: Suppressor | None = None) -> None:
     rules = [c.rule for c in evaluator.rules]
     stats.events += result.events
     stats.skipped += result.skipped
@@ -385,6 +391,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
+    if stats.span is not None:
+        note_span(stats.span, (epoch for _, epoch in claims))
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
     for item, repeat in zip(records, repeats, strict=True):
@@ -414,8 +422,9 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
                     emit_counted(alert, emit, stats)
             continue
         record, _, _, found = item
-        for rule_index, group_key in found:
-            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
+        pairs = [(rules[rule_index], group_key) for rule_index, group_key in found]
+        for rule, group_key in suppressor.filter(record, pairs) if suppressor else pairs:
+            for alert in offer(Match(rule, record, group_key), epoch):
                 emit_counted(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
