@@ -271,12 +271,14 @@ def _print_problems(problems: Sequence[object]) -> None:
 def _test(args: argparse.Namespace) -> int:
     from engine.ruletest import run_tests
     from engine.setup import prepare, rules_of
+    from engine.suppressions import load_for
 
     setup = prepare(args.config, args.rules)
     ruleset = rules_of(setup)
+    suppressions = load_for(setup.config, setup.functions, ruleset.rules).suppressions
     passed = failed = 0
     for outcome in run_tests(ruleset.rules, setup.functions, args.pattern, args.engine,
-                             setup.config.allowed_lateness):
+                             setup.config.allowed_lateness, suppressions):
         if outcome.passed:
             passed += 1
         else:

@@ -277,9 +277,9 @@ class Suppressor:
     suppression names."""
 
     def __init__(self, suppressions: Sequence[Suppression], compile_: Compile,
-                 clock: Clock = time.time) -> None:
+                 clock: Clock | None = None) -> None:
         self.suppressions = tuple(suppressions)
-        self.clock = clock
+        self.clock = clock or _wall_clock
         self.by_suppression: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
@@ -337,9 +337,13 @@ class Suppressor:
 
 def build_suppressor(suppressions: Sequence[Suppression],
                      functions: jmespath.functions.Functions, engine: str = "compiled",
-                     clock: Clock = time.time) -> Suppressor:
+                     clock: Clock | None = None) -> Suppressor:
     return Suppressor(suppressions,
                       lambda text: compile_expression(text, functions, engine), clock)
+
+
+def _wall_clock() -> float:
+    return time.time()  # looked up at each call, so freezegun's clock is the one read
 
 
 def load_for(config: Any, functions: jmespath.functions.Functions,
@@ -354,7 +358,7 @@ def load_for(config: Any, functions: jmespath.functions.Functions,
 
 
 def suppressor_for(config: Any, functions: jmespath.functions.Functions, rules: Sequence[Rule],
-                   engine: str = "compiled", clock: Clock = time.time) -> Suppressor | None:
+                   engine: str = "compiled", clock: Clock | None = None) -> Suppressor | None:
     """The config's suppressions, ready to filter matches; None when it has none (the scan's
     hot path then pays nothing)."""
     loaded = load_for(config, functions, rules)
