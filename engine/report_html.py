@@ -11,12 +11,14 @@ inside SVG `<title>` tooltips.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date, timedelta
 from html import escape
 from typing import Any
 
 # Distinguishable colours (Okabe-Ito, then Tableau): rules beyond these repeat them.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
            "#4E79A7", "#F28E2B", "#59A14F", "#E15759", "#B07AA1", "#76B7B2", "#9C755F")
+MAX_DAYS = 400  # bars in the chart before quiet days are left out
 CHART_W, CHART_H, LEFT, BOTTOM, TOP = 1000, 320, 48, 70, 12
 STYLE = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1b1f24}
@@ -28,6 +30,7 @@ code{font:12px ui-monospace,monospace;word-break:break-all}
 .swatch{display:inline-block;width:11px;height:11px;margin-right:6px;border-radius:2px}
 .legend span.item{margin-right:16px;white-space:nowrap}.expired{color:#cf222e}
 svg text{font:11px system-ui,sans-serif;fill:#57606a}
+svg{max-width:100%;height:auto}
 """
 
 
@@ -57,7 +60,8 @@ def _e(value: Any) -> str:
 
 
 def _chart(rules: dict[str, dict[str, Any]], colours: dict[str, str]) -> str:
-    days = sorted({day for rule_id in colours for day in rules[rule_id]["alerts_per_day"]})
+    days = _calendar(sorted({day for rule_id in colours
+                             for day in rules[rule_id]["alerts_per_day"]}))
     if not days:
         return '<p class="meta">No alerts.</p>'
     totals = [sum(rules[r]["alerts_per_day"].get(day, 0) for r in colours) for day in days]
@@ -67,12 +71,15 @@ def _chart(rules: dict[str, dict[str, Any]], colours: dict[str, str]) -> str:
     bar = max(1.0, min(48.0, step * 0.7))
     out = [f'<svg width="{CHART_W}" height="{CHART_H}" '
            f'viewBox="0 0 {CHART_W} {CHART_H}" role="img" aria-label="alerts per rule per day">']
-    for tick in range(5):
-        value = top * tick / 4
-        y = TOP + plot_h - plot_h * tick / 4
+    divisions = next(n for n in (5, 4, 2, 1) if top % n == 0)
+    for tick in range(divisions + 1):
+        value = top * tick / divisions
+        y = TOP + plot_h - plot_h * tick / divisions
         out.append(f'<line x1="{LEFT}" x2="{CHART_W - 10}" y1="{y:.1f}" y2="{y:.1f}" '
                    f'stroke="#d0d7de" stroke-width="1"/>')
         out.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:g}</text>')
+    out.append(f'<text x="{LEFT - 36}" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
+               f'transform="rotate(-90 {LEFT - 36} {TOP + plot_h / 2:.1f})">alerts</text>')
     label_every = max(1, round(len(days) / 20))
     for n, day in enumerate(days):
         x = LEFT + step * n + (step - bar) / 2
@@ -93,9 +100,21 @@ def _chart(rules: dict[str, dict[str, Any]], colours: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def _nice(value: int) -> float:
+def _calendar(days: list[str]) -> list[str]:
+    """Every day from the first to the last, so quiet days show as gaps; only the days with
+    alerts when that would be more than MAX_DAYS bars."""
+    if not days:
+        return days
+    first, last = date.fromisoformat(days[0]), date.fromisoformat(days[-1])
+    span = (last - first).days + 1
+    if span > MAX_DAYS:
+        return days
+    return [(first + timedelta(days=n)).isoformat() for n in range(span)]
+
+
+def _nice(value: int) -> int:
     """The axis top: 1, 2 or 5 times a power of ten, at least `value`."""
-    scale = 1.0
+    scale = 1
     while True:
         for factor in (1, 2, 5):
             if factor * scale >= value:
