@@ -55,7 +55,7 @@ from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
-from engine.suppressions import Suppressor
+from engine.suppressions import Hit, Suppressor
 
 PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
@@ -71,6 +71,7 @@ UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
+_SUPPRESSOR: Suppressor | None = None  # set in the parent before forking, like _EVALUATOR
 
 
 @dataclass
@@ -96,6 +97,9 @@ class FileResult:
     errors: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
     last: bool = True  # False: more of the file follows, in the next result
+    # Suppressed matches, as (index in `records` of their record, or -1 when the record was
+    # not kept, [(rule id, suppression id)]): counted by the parent unless a repeat.
+    suppressed: list[tuple[int, list[Hit]]] = field(default_factory=list)
 
 
 def _scan_file(path: str) -> Iterator[FileResult]:
@@ -137,6 +141,9 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
         result.events += 1
         epoch = event_epoch(item)
         matches = evaluator.matched(item)
+        hits, at = None, len(kept)
+        if matches and _SUPPRESSOR is not None:
+            matches, hits = _SUPPRESSOR.split(item, matches)
         if matches:
             rule, group = matches[0]
             if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
@@ -151,6 +158,8 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
                              [(index[rule.id], group) for rule, group in matches]))
         elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
             kept.append((event_id, epoch, watermark))
+        if hits:
+            result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
             watermark = epoch
         if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
@@ -175,14 +184,13 @@ def parallel_scan(
     `workers` processes, this one included; alerts as a single process would emit them.
 
     `on_bytes` hears each file's size once its matches are decided (the progress bar).
-    `suppressor` drops suppressed matches in this process, where repeats are known; a
-    rule that a suppression names is kept off the lane's short form, so its whole record
-    crosses for the suppression's condition."""
-    global _EVALUATOR, _LANE
+    `suppressor` drops suppressed matches where the record is read (the whole record is
+    there for its conditions); they are counted here, where repeats are known."""
+    global _EVALUATOR, _LANE, _SUPPRESSOR
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
-    _LANE = frozenset(r for r in decider.lane_rules
-                      if not (suppressor and suppressor.applies_to(r)))
+    _LANE = decider.lane_rules
+    _SUPPRESSOR = suppressor
     decider.resolve = Resolver()
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
@@ -395,15 +403,23 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         note_span(stats.span, (epoch for _, epoch in claims))
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
-    for item, repeat in zip(records, repeats, strict=True):
+    suppressed = dict(result.suppressed)
+    if suppressor and -1 in suppressed:  # records without an eventID: never repeats
+        suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
+    for n, (item, repeat) in enumerate(zip(records, repeats, strict=True)):
+        hits = suppressed.get(n) if suppressed else None
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
+            if hits:
+                evaluator.matches.subtract(rule_id for rule_id, _ in hits)
             if len(item) == LANE_ITEM:
                 evaluator.matches[rules[item[3]].id] -= 1
             elif len(item) == GENERAL_ITEM:
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
+        if hits and suppressor:
+            suppressor.count(hits)
         epoch, before = item[1], item[2]
         if before > decider.watermark:  # where a single process would have advanced
             for alert in decider.advance(before):
@@ -422,9 +438,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
                     emit_counted(alert, emit, stats)
             continue
         record, _, _, found = item
-        pairs = [(rules[rule_index], group_key) for rule_index, group_key in found]
-        for rule, group_key in suppressor.filter(record, pairs) if suppressor else pairs:
-            for alert in offer(Match(rule, record, group_key), epoch):
+        for rule_index, group_key in found:
+            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
                 emit_counted(alert, emit, stats)
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):

@@ -270,11 +270,15 @@ class _Checker:
 Pair = tuple[Rule, Any]  # (rule, group key) as Evaluator.matched gives them
 
 
+Hit = tuple[str, str]  # (rule id, suppression id): one suppressed match
+
+
 class Suppressor:
     """Drops suppressed matches and counts them: per suppression id and per rule.
 
-    Built once per rule set; `filter` costs one dict lookup per matched record for rules no
-    suppression names."""
+    Built once per rule set. `filter` costs one dict lookup per matched rule that no
+    suppression names. `split` finds without counting, for a process that is not the one
+    that knows whether the record is a repeat (engine.parallel): that one `count`s."""
 
     def __init__(self, suppressions: Sequence[Suppression], compile_: Compile,
                  clock: Clock | None = None) -> None:
@@ -299,17 +303,46 @@ class Suppressor:
 
     def filter(self, record: Mapping[str, Any], pairs: Sequence[Pair]) -> Sequence[Pair]:
         """`pairs` without the suppressed ones, which are counted."""
-        kept: list[Pair] | None = None
-        for n, pair in enumerate(pairs):
-            if self.suppressed_by(pair[0].id, record) is None:
-                if kept is not None:
-                    kept.append(pair)
-            elif kept is None:
-                kept = list(pairs[:n])
-        return pairs if kept is None else kept
+        kept, hits = self.split(record, pairs)
+        if hits:
+            self.count(hits)
+        return kept
+
+    def split(self, record: Mapping[str, Any], pairs: Sequence[Pair]
+              ) -> tuple[Sequence[Pair], list[Hit]]:
+        """(`pairs` without the suppressed ones, what suppressed them), nothing counted."""
+        named = self._for_rule
+        for rule, _ in pairs:
+            found = named.get(rule.id)
+            if found is None:
+                found = self.applies_to(rule.id)
+            if found:
+                break
+        else:
+            return pairs, _NO_HITS  # the usual case: no suppression names these rules
+        kept: list[Pair] = []
+        hits: list[Hit] = []
+        for pair in pairs:
+            ident = self._first(pair[0].id, record)
+            if ident is None:
+                kept.append(pair)
+            else:
+                hits.append((pair[0].id, ident))
+        return kept, hits
+
+    def count(self, hits: Iterable[Hit]) -> None:
+        for rule_id, ident in hits:
+            self.by_suppression[ident] += 1
+            self.by_rule[rule_id] += 1
 
     def suppressed_by(self, rule_id: str, record: Mapping[str, Any]) -> str | None:
         """The id of the suppression that silences this match (counted), or None."""
+        ident = self._first(rule_id, record)
+        if ident is not None:
+            self.count([(rule_id, ident)])
+        return ident
+
+    def _first(self, rule_id: str, record: Mapping[str, Any]) -> str | None:
         candidates = self.applies_to(rule_id)
         if not candidates:
             return None
@@ -324,8 +357,6 @@ class Suppressor:
                 self.errors[suppression.id] += 1
                 continue
             if hit:
-                self.by_suppression[suppression.id] += 1
-                self.by_rule[rule_id] += 1
                 return suppression.id
         return None
 
@@ -333,6 +364,9 @@ class Suppressor:
         """The per-suppression counts since the last drain (the daemon's metrics)."""
         counts, self.by_suppression = self.by_suppression, Counter()
         return counts
+
+
+_NO_HITS: list[Hit] = []  # returned for most records; never mutated
 
 
 def build_suppressor(suppressions: Sequence[Suppression],
