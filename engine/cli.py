@@ -254,8 +254,8 @@ def _validate(args: argparse.Namespace) -> int:
     ruleset, suppressions = validate_with_rules(setup, rules_of)
     warnings = sorted(ruleset.warnings + suppressions.warnings, key=lambda p: (p.path, p.line))
     _print_problems(warnings)
-    print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files, "
-          f"{len(suppressions.suppressions)} suppressions: no errors, "
+    counted = f", {len(suppressions.suppressions)} suppressions" if suppressions.files else ""
+    print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files{counted}: no errors, "
           f"{len(warnings)} warnings", file=sys.stderr)
     return EXIT_OK
 
