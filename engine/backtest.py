@@ -26,7 +26,7 @@ from engine.evaluator import Evaluator
 from engine.eventtime import iso
 from engine.model import Alert
 from engine.scan import ScanStats
-from engine.suppressions import Suppressor
+from engine.suppressor import Suppressor
 
 TOP_GROUPS = 10
 FORMATS = (".json", ".html", ".htm")

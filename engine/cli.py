@@ -115,7 +115,7 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.scan import ScanStats, run_scan, tune_gc
     from engine.setup import prepare, rules_of
     from engine.state import open_store
-    from engine.suppressions import suppressor_for
+    from engine.suppressor import suppressor_for
 
     tune_gc()
     if args.report:

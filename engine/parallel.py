@@ -55,7 +55,7 @@ from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
-from engine.suppressions import Hit, Suppressor
+from engine.suppressor import Hit, Suppressor
 
 PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
@@ -100,6 +100,7 @@ class FileResult:
     # Suppressed matches, as (index in `records` of their record, or -1 when the record was
     # not kept, [(rule id, suppression id)]): counted by the parent unless a repeat.
     suppressed: list[tuple[int, list[Hit]]] = field(default_factory=list)
+    suppression_errors: Counter[str] = field(default_factory=Counter)
 
 
 def _scan_file(path: str) -> Iterator[FileResult]:
@@ -117,12 +118,17 @@ def _scan_file(path: str) -> Iterator[FileResult]:
         result = FileResult(path=path)
         counts = evaluator.matches, evaluator.errors, evaluator.first_error
         evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+        failed = _SUPPRESSOR.errors if _SUPPRESSOR else None  # as the evaluator's, the same way
+        if _SUPPRESSOR:
+            _SUPPRESSOR.errors = result.suppression_errors
         try:
             watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
         finally:
             result.matches, result.errors = evaluator.matches, evaluator.errors
             result.first_error = evaluator.first_error
             evaluator.matches, evaluator.errors, evaluator.first_error = counts
+            if _SUPPRESSOR and failed is not None:
+                _SUPPRESSOR.errors = failed
         result.last_epoch, result.last = watermark, last
         yield result
 
@@ -404,6 +410,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
     suppressed = dict(result.suppressed)
+    if suppressor:
+        suppressor.errors.update(result.suppression_errors)
     if suppressor and -1 in suppressed:  # records without an eventID: never repeats
         suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
     for n, (item, repeat) in enumerate(zip(records, repeats, strict=True)):

@@ -9,7 +9,7 @@ from typing import TextIO
 from engine.evaluator import Evaluator
 from engine.model import Alert
 from engine.scan import ScanStats
-from engine.suppressions import Suppressor
+from engine.suppressor import Suppressor
 
 
 class Progress:

@@ -22,7 +22,8 @@ from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
 from engine.model import Alert, Rule, RuleTest
 from engine.scan import run_scan
-from engine.suppressions import Suppression, Suppressor, build_suppressor
+from engine.suppressions import Suppression
+from engine.suppressor import Suppressor, build_suppressor
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from engine.model import Alert, Match
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.stubs import Ref, Resolver, way_back
-from engine.suppressions import Suppressor
+from engine.suppressor import Suppressor
 
 GC_THRESHOLD = (50_000, 20, 100)
 

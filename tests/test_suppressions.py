@@ -15,7 +15,8 @@ from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
 from engine.rules import load_rules
 from engine.scan import run_scan
-from engine.suppressions import build_suppressor, load_suppressions, parse_expiry
+from engine.suppressions import load_suppressions, parse_expiry
+from engine.suppressor import build_suppressor
 from tests.support.cli import run_cli
 from tests.support.records import record
 
@@ -273,3 +274,30 @@ def test_rule_test_suppression_errors_are_rule_errors(tmp_path: Path) -> None:
     result = run_cli("validate", "-r", str(rules))
     assert result.returncode == 1
     assert f"{rules}:9: condition: unknown function 'nope'" in result.stderr
+
+
+def test_scan_suppression_condition_errors_suppress_nothing(tmp_path: Path) -> None:
+    """A suppression whose condition fails on a record (length(null)) suppresses nothing
+    there, and the summary says how often it failed, with one process or two."""
+    broken = SUPPRESSION + """\
+- id: broken
+  rules: [token-unknown]
+  condition: "length(requestParameters.nothing) > `0`"
+  owner: o
+  reason: r
+  expires: 2099-01-01
+"""
+    config = _project(tmp_path, broken)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for n in range(2):
+        events = [record(eventTime=f"2024-03-01T1{n}:0{i}:00Z",
+                         userIdentity__arn=CI if i % 2 else DEV) for i in range(6)]
+        (inputs / f"{n}.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
+    for workers in ("1", "2"):
+        result = run_cli("scan", "-c", str(config), "--workers", workers, str(inputs))
+        assert result.returncode == 0, result.stderr
+        assert sorted(a["group_key"] for a in _alerts(result.stdout)
+                      if a["rule_id"] == "token-unknown") == [DEV, DEV]
+        assert "suppressed: broken: 0 matches (expires 2099-01-01, owner o); its condition " \
+            "failed on 6 records" in result.stderr, (workers, result.stderr)

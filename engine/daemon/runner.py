@@ -43,7 +43,7 @@ from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
 from engine.scan import BATCH, ScanStats, scan_batch
 from engine.state import StateStore
-from engine.suppressions import Suppressor, suppressor_for
+from engine.suppressor import Suppressor, suppressor_for
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
