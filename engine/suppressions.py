@@ -35,6 +35,7 @@ import yaml
 from engine import expressions
 from engine.catalogue import unknown_field
 from engine.errors import Problem, RuleError
+from engine.evaluator import compile_expression
 from engine.model import Rule
 from engine.rules import RULE_ID, discover
 from engine.yamlio import Located, error_line, load_documents
@@ -227,6 +228,11 @@ class _Checker:
         findings = expressions.check_functions(tree, self.functions, self.known_lists)
         if findings:
             report("condition", "; ".join(f.message for f in findings))
+        else:
+            try:  # what scan and the daemon will run, compiled now, not at the first match
+                compile_expression(text, self.functions)
+            except Exception as exc:
+                report("condition", f"cannot compile: {exc}")
         if self.defined_lists is not None:
             for name in sorted(expressions.list_names(tree) - self.defined_lists):
                 report("condition", f"list {name!r} is not defined in the config: it is empty",
