@@ -301,3 +301,25 @@ def test_scan_suppression_condition_errors_suppress_nothing(tmp_path: Path) -> N
                       if a["rule_id"] == "token-unknown") == [DEV, DEV]
         assert "suppressed: broken: 0 matches (expires 2099-01-01, owner o); its condition " \
             "failed on 6 records" in result.stderr, (workers, result.stderr)
+
+
+def test_scan_suppressed_match_is_not_remembered_by_first_seen(tmp_path: Path) -> None:
+    """A suppressed match is dropped before first_seen records its value: the next,
+    unsuppressed match of that value is still new and alerts."""
+    rule = """\
+id: token-new-address
+title: Token from a new address
+severity: medium
+condition: eventName == 'GetAuthorizationToken'
+first_seen: {value: sourceIPAddress}
+"""
+    config = _project(tmp_path, SUPPRESSION, rule)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(record(
+        eventTime=f"2024-03-01T10:0{n}:00Z", userIdentity__arn=arn,
+        sourceIPAddress="192.0.2.9")) for n, arn in enumerate([CI, DEV])) + "\n")
+    alerts = _alerts(run_cli("scan", "-c", str(config), str(events)).stdout)
+    assert [a["event"]["userIdentity"]["arn"] for a in alerts] == [DEV]
+    (tmp_path / "suppressions" / "ci.yml").write_text("[]\n")
+    alerts = _alerts(run_cli("scan", "-c", str(config), str(events)).stdout)
+    assert [a["event"]["userIdentity"]["arn"] for a in alerts] == [CI]
