@@ -57,6 +57,16 @@ def _mapping(properties: dict[str, Any], required: list[str],
 
 _COUNT = {"type": "integer", "minimum": 1}
 
+_SUPPRESSION = _mapping({
+    "id": {"type": "string", "pattern": _RULE_ID, "description": "unique id"},
+    "rules": _one_or_many("rule ids or globs; in a rule's test, default: that rule"),
+    "condition": _expression("the matches it suppresses"),
+    "owner": _text("who answers for it"),
+    "reason": _text("why it exists"),
+    "expires": {"type": "string", "pattern": _NOT_BLANK,
+                "description": "a date or ISO timestamp: after it, it does nothing"},
+}, ["id", "owner", "reason", "expires"], "a suppression (SPEC §9)")
+
 _TEST = {
     "type": "object",
     "description": "a test run by `trailguard test`",
@@ -73,6 +83,8 @@ _TEST = {
         "lists": {"type": "object", "description": "named lists for this test",
                   "additionalProperties": {"type": "array",
                                            "items": {"type": ["string", "integer"]}}},
+        "suppressions": {"type": "array", "items": _SUPPRESSION,
+                         "description": "suppressions for this test, instead of the config's"},
     },
     "additionalProperties": False,
     "oneOf": [{"required": ["event"]}, {"required": ["event_file"]},
