@@ -176,8 +176,8 @@ def _nested(depth: int) -> Any:
 
 _text = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["\n", "\r\n", "\u2028", "\u202e", "\x00", "`", "*", "<!here>", "&", "é",
-                     "🚨", "\ud800", ":white_check_mark:", "@channel", "|", ">"]),
+    st.sampled_from(["\n", "\r\n", "\u2028", "\u202e", "\x00", "\uffff", "`", "*", "&", "é",
+                     "🚨", "\ud800", ":white_check_mark:", "@channel", "|", ">", "<!here>"]),
     st.builds(lambda c, n: c * n, st.sampled_from(["x", "é", "\n", "<", "`", "\x01", "𝕏"]),
               st.integers(0, 400_000)),
 )
@@ -246,6 +246,7 @@ def check_sns_request(args: dict[str, Any]) -> None:
         size += len(key) + len(value["DataType"]) + len(text.encode())
     assert size <= MAX_BYTES
     assert isinstance(orjson.loads(args["Message"]), dict)
+    assert "\uffff" not in args["Message"] and "\ufffe" not in args["Message"]  # not XML
     for key in ("MessageGroupId", "MessageDeduplicationId"):
         value = args[key]
         assert 0 < len(value) <= 128 and all(33 <= ord(c) < 127 for c in value)

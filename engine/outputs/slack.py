@@ -25,7 +25,7 @@ from engine.errors import ConfigError
 from engine.outputs import preload
 from engine.outputs.base import AlertDoc, Output, OutputContext, get_logger, string_setting
 from engine.outputs.slackfmt import alert_blocks, fallback_text, update_blocks, update_text
-from engine.outputs.values import count_of
+from engine.outputs.values import count_of, text_of
 
 log = get_logger(__name__)
 sdk_log = get_logger("engine.outputs.slack.sdk")  # handed to slack-sdk: redacted like ours
@@ -104,7 +104,8 @@ class SlackOutput(Output):
             log.info("output %s: alert %s with %d matches was already posted; skipped",
                      self.name, alert_id, count)
             return
-        record = {"event_count": count, "last_event_time": alert.get("last_event_time")}
+        record = {"event_count": count,  # what later updates count from; any value stores
+                  "last_event_time": text_of(alert.get("last_event_time"), 100)[:100]}
         if self.bot and previous and previous.get("ts"):
             self._post_bot(update_text(alert, previous), update_blocks(alert, previous, False),
                            channel=previous["channel"], thread_ts=previous["ts"])

@@ -33,13 +33,14 @@ from engine.errors import ConfigError
 from engine.outputs import preload
 from engine.outputs.base import AlertDoc, Output, OutputContext, get_logger, string_setting
 from engine.outputs.trim import fit
-from engine.outputs.values import count_of, text_of
+from engine.outputs.values import count_of, one_line, text_of
 
 log = get_logger(__name__)
 
 MAX_BYTES = 262_144
 SUBJECT_LIMIT = 99
 ATTRIBUTE_LIMIT = 256
+_NOT_XML = ("\ufffe", "\uffff")
 _TOPIC = re.compile(r"arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 _ASCII_LOOKALIKE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                                   "\u2013": "-", "\u2014": "-", "\u2026": "..."})
@@ -86,8 +87,19 @@ def _attributes_size(attrs: Mapping[str, Mapping[str, str]]) -> int:
 
 
 def fit_message(alert: AlertDoc, budget: int) -> str:
-    """The alert JSON, trimmed (largest parts first, and marked) to `budget` bytes."""
-    return fit(alert, budget, "message over the SNS limit of 256 KB").decode()
+    """The alert JSON, trimmed (largest parts first, and marked) to `budget` bytes.
+
+    U+FFFE and U+FFFF, which XML (SNS's Query API, SQS subscribers) refuses, are written as
+    JSON escapes: the same JSON value, 3 bytes longer each, so the budget makes room first.
+    """
+    reason = "message over the SNS limit of 256 KB"
+    message = fit(alert, budget, reason).decode()
+    found = sum(message.count(c) for c in _NOT_XML)
+    if found:
+        message = fit(alert, budget - 3 * found, reason).decode()
+        for char in _NOT_XML:
+            message = message.replace(char, f"\\u{ord(char):04x}")
+    return message
 
 
 def fifo_id(value: Any, suffix: str = "") -> str:
@@ -135,7 +147,7 @@ class SnsOutput(Output):
         message = fit_message(alert, budget)
         if '"trimmed":{"reason"' in message and "trimmed" not in alert:
             log.warning("output %s: alert %s was over 256 KB: its largest parts were trimmed",
-                        self.name, text_of(alert.get("alert_id"), 100)[:100])
+                        self.name, one_line(text_of(alert.get("alert_id"), 100)[:100]))
         args: dict[str, Any] = {"TopicArn": self.topic_arn, "Subject": title,
                                 "Message": message, "MessageAttributes": attrs}
         if self.fifo:
