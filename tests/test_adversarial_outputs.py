@@ -102,11 +102,12 @@ def test_scan_under_cpu_load_delivers_every_alert_to_every_output(
     config, events = _scan_setup(tmp_path, slack, hooks=4, bots=4)
     with ThreadPoolExecutor(4) as pool:
         runs = list(pool.map(lambda _: run_cli("scan", "-c", str(config), str(events),
-                                               cwd=tmp_path, timeout=120), range(12)))
+                                               timeout=120), range(12)))
     for run in runs:
         assert run.returncode == 0, run.stderr
         assert "ImportError" not in run.stderr and "not delivered" not in run.stderr, run.stderr
-    assert len(slack.delivered()) == 12 * 3 * 8
+        assert run.stderr.count("3 delivered, 0 failed, 0 in the outbox") == 8, run.stderr
+    assert len(slack.delivered()) >= 12 * 3 * 8  # at least once (a reset may cause a retry)
 
 
 def test_client_libraries_are_imported_before_any_worker_starts(tmp_path: Path) -> None:
