@@ -181,6 +181,8 @@ class Runner:
                     log.warning("%s: %s; it will come back", delivery.origin, exc)
                     _tell(delivery.fail, str(exc))
                     return
+                log.info("%s: %s (attempt %d)", delivery.origin, exc, attempt,
+                         extra={"origin": delivery.origin})
                 time.sleep(random.uniform(0.0, 0.02 * attempt))  # out of step with the other
             except StateError as exc:
                 self._abort()
