@@ -47,26 +47,42 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('SISMEMBER', key, ARGV[i]) end
 return out
 """
 
-# KEYS: expiry zset, journal index, journal, then nc claim sets, then nv value keys.
-# ARGV: nc, nv, nj, then nc eventIDs, then nv (version read, data, new version, expiry),
-# then nj (field, value) pairs of the journal.
+# KEYS: expiry zset, journal index, journal, then nk claim sets, then nv value keys.
+# ARGV: nk, nv, nj, then per claim set its count and its eventIDs, then nv (version read,
+# data, new version, expiry), then nj (field, value) pairs of the journal. Claims go by set,
+# a thousand a call: a message of 40,000 records commits in tens of milliseconds.
 _COMMIT = """
-local nc, nv, nj = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 1, nc do
-  if redis.call('SISMEMBER', KEYS[3 + i], ARGV[3 + i]) == 1 then
-    return {0, 'claim', ARGV[3 + i]}
+local nk, nv, nj = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local a = 4
+local sets = {}
+for i = 1, nk do
+  local n = tonumber(ARGV[a])
+  sets[i] = {a + 1, a + n}
+  a = a + n + 1
+end
+for i = 1, nk do
+  local first, last = sets[i][1], sets[i][2]
+  for s = first, last, 1000 do
+    local found = redis.call('SMISMEMBER', KEYS[3 + i], unpack(ARGV, s, math.min(s + 999, last)))
+    for j, hit in ipairs(found) do
+      if hit == 1 then return {0, 'claim', ARGV[s + j - 1]} end
+    end
   end
 end
-local a = 3 + nc
 for i = 1, nv do
-  local key = KEYS[3 + nc + i]
-  if (redis.call('HGET', key, 'v') or '') ~= ARGV[a + 4 * i - 3] then
+  local key = KEYS[3 + nk + i]
+  if (redis.call('HGET', key, 'v') or '') ~= ARGV[a + 4 * i - 4] then
     return {0, 'value', key}
   end
 end
-for i = 1, nc do redis.call('SADD', KEYS[3 + i], ARGV[3 + i]) end
+for i = 1, nk do
+  local first, last = sets[i][1], sets[i][2]
+  for s = first, last, 1000 do
+    redis.call('SADD', KEYS[3 + i], unpack(ARGV, s, math.min(s + 999, last)))
+  end
+end
 for i = 1, nv do
-  local key, j = KEYS[3 + nc + i], a + 4 * i - 3
+  local key, j = KEYS[3 + nk + i], a + 4 * i - 4
   if ARGV[j + 1] == '' then
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], key)
@@ -77,7 +93,7 @@ for i = 1, nv do
 end
 if nj > 0 then
   local b = a + 4 * nv
-  for i = 1, nj do redis.call('HSET', KEYS[3], ARGV[b + 2 * i - 1], ARGV[b + 2 * i]) end
+  for i = 1, nj do redis.call('HSET', KEYS[3], ARGV[b + 2 * i - 2], ARGV[b + 2 * i - 1]) end
   redis.call('SADD', KEYS[2], KEYS[3])
 end
 return {1, '', ''}

@@ -182,17 +182,19 @@ class RedisStore(StateStore):
         batch = self._batch
         if batch is None or (batch.empty() and not journal):
             return
-        claims = [(key, i) for key, ids in batch.claims.items() for i in ids]
-        values, args = [], []
+        sets = [(key, ids) for key, ids in batch.claims.items() if ids]
+        args: list[Any] = [len(sets), len(batch.staged), len(journal)]
+        for _, ids in sets:
+            args += [len(ids), *ids]
+        values = []
         for name, (state, expires) in batch.staged.items():
             data, version = self._encode(Change(state, expires))
             values.append((name, version, state, expires))
             args += [batch.read.get(name, ""), data, version, expires]
-        pairs = [part for pair in journal for part in pair]
+        args += [part for pair in journal for part in pair]
         ok, what, which = self._run(self._commit, keys=[
             self._expiry, self._journals, journal_key or self.prefix + "batch:none",
-            *(k for k, _ in claims), *(v[0] for v in values)], args=[
-            len(claims), len(values), len(pairs) // 2, *(i for _, i in claims), *args, *pairs])
+            *(key for key, _ in sets), *(v[0] for v in values)], args=args)
         if not ok:
             self.rollback()
             raise Conflict(f"state {self.url}: {what.decode()} {which.decode()!r} changed "
