@@ -68,10 +68,16 @@ _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # RE2 would print each refused pattern on stderr
 
 
+_UNANCHORED = re2._Anchor.UNANCHORED
+
+
 @lru_cache(maxsize=512)
-def _regex(pattern: str) -> re2._Regexp | None:
+def _regex(pattern: str) -> Any:
+    """The compiled RE2 program of `pattern`, or None when RE2 refuses it. The wrapper's own
+    search() maps every match's byte offsets back to characters: 3x the time of asking the
+    program directly whether it matches, which is all matches() needs."""
     try:
-        return re2.compile(pattern, _RE2_OPTIONS)
+        return re2.compile(pattern, _RE2_OPTIONS)._regexp
     except re2.error:
         return None
 
@@ -155,7 +161,10 @@ class TrailguardFunctions(jmespath.functions.Functions):
         if not isinstance(text, str) or not isinstance(pattern, str):
             return False
         compiled = _regex(pattern)
-        return bool(compiled and compiled.search(text))
+        if compiled is None:
+            return False
+        data = text.encode("utf-8", "surrogatepass")  # a lone surrogate must not raise
+        return bool(compiled.Match(_UNANCHORED, data, 0, len(data))[0][0] >= 0)
 
     @signature(_ANY, _ANY)
     def _func_glob(self, text: Any, pattern: Any) -> bool:

@@ -364,3 +364,17 @@ def test_scan_deep_record_in_stateful_rules_and_sqlite_state(tmp_path: Path) -> 
     state = f"sqlite:///{tmp_path / 'state.db'}"
     alerts, _ = _scan(rules, path, "--state", state)
     assert sorted(a["rule_id"] for a in alerts) == ["dedup-by-parameters"] * 2
+
+
+@pytest.mark.parametrize("text,pattern,expected", [
+    ("aws-cli/2.15.0", r"aws-cli/2\.", True), ("abc", "^b", False), ("café", "é$", True),
+    ("X", "(?i)x", True), ("a\nb", "^b", False), ("\ud800a", "a", True), ("ab", "[", False),
+    ("a" * 36 + "!", "^(a+)+$", False),
+])
+def test_matches_on_re2_keeps_re_search_semantics(text: str, pattern: str,
+                                                  expected: bool) -> None:
+    """re.search's answers, a lone surrogate (the large-document reader lets them in) is
+    no exception, and an invalid computed pattern is false."""
+    from engine.functions import TrailguardFunctions
+
+    assert TrailguardFunctions()._func_matches(text, pattern) is expected
