@@ -304,7 +304,7 @@ def _large(number: int, line: bytes, rest: bytes, stream: IO[bytes],
            origin: str) -> Iterator[Item]:
     """Over WHOLE_BYTES, the first line not JSON on its own: JSON lines after a broken first
     line (when the next line parses), else one large document over several lines."""
-    rest += stream.readline()  # to the end of a line
+    rest += stream.readline(largedoc.MAX_ELEMENT)  # to the end of a line, unless it is huge
     second = next(_numbered_lines(io.BytesIO(rest), number), None)
     if second is None or _invalid(second[1]) is not None:
         yield from largedoc.iter_document(_chunks(b"".join((line, rest)), stream), origin)
@@ -324,7 +324,10 @@ def _invalid(line: bytes) -> str | None:
 
 
 def _chunks(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
-    yield head
+    """`head`, then the rest of `stream`, a largedoc.CHUNK at a time (the decoded text of a
+    32 MB head would be one 32 MB string)."""
+    for start in range(0, len(head), largedoc.CHUNK):
+        yield head[start:start + largedoc.CHUNK]
     while chunk := stream.read(largedoc.CHUNK):
         yield chunk
 
