@@ -17,9 +17,10 @@ import orjson
 
 from engine import __version__
 from engine.config import Config
-from engine.errors import ConfigError, RuleError
+from engine.errors import ConfigError, RuleError, StateError
 from engine.evaluator import ENGINES
 from engine.model import Alert
+from engine.redaction import redact
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
@@ -35,8 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except ConfigError as exc:
-        print(f"trailguard: config error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"trailguard: config error: {problem}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} config errors", file=sys.stderr)
         return EXIT_USAGE
+    except StateError as exc:  # once under way: not the config's fault (redacted, no URL secret)
+        print(f"trailguard: state store unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILURES
     except RuleError as exc:
         _print_problems(exc.problems)
         return EXIT_FAILURES
@@ -99,7 +106,6 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 
 def _scan(args: argparse.Namespace) -> int:
     from engine.decide import new_decider
-    from engine.errors import StateError
     from engine.evaluator import Evaluator
     from engine.inputs import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
@@ -115,6 +121,10 @@ def _scan(args: argparse.Namespace) -> int:
     evaluator = Evaluator(ruleset.rules, setup.functions, args.engine)
     lateness = setup.config.allowed_lateness
     state_url = args.state or setup.config.state or "memory://"
+    try:
+        store = open_store(state_url)
+    except StateError as exc:  # cannot even start: the URL given is the thing to check
+        raise ConfigError(str(exc), "--state") from exc
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format)
     # The cores: N processes, the deciding parent among them, so none waits for a core. On
@@ -125,7 +135,7 @@ def _scan(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     files = list(walk(paths))
     try:
-        with open_store(state_url) as store:
+        with store:
             decider = new_decider(evaluator, lateness, store)
             if STDIN not in files:
                 stats = parallel_scan(files, workers, evaluator, decider, store, sink.send,
@@ -134,14 +144,13 @@ def _scan(args: argparse.Namespace) -> int:
                 refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
                                  evaluator, decider, sink.send, refs=refs)
-    except StateError as exc:
-        raise ConfigError(str(exc), "--state") from exc
     finally:
         progress.close()  # before anything else is written to stderr
         left = sink.close()
     print(summary(stats, evaluator, decider.late, lateness), file=sys.stderr)
     if left:
-        print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
+        print(f"trailguard: {left} alert(s) not delivered are in the outbox of "
+              f"{redact(state_url)}: "
               "trailguard outbox list|retry -c CONFIG", file=sys.stderr)
     return EXIT_FAILURES if stats.unreadable or left else EXIT_OK
 
@@ -175,7 +184,7 @@ class _AlertSink:
             return 0
         report = self.dispatcher.close()
         for line in report.lines():
-            print(f"trailguard: {line}", file=sys.stderr)
+            print(redact(f"trailguard: {line}"), file=sys.stderr)  # it names the state URL
         return int(report.left)
 
 
@@ -210,7 +219,7 @@ def _total_bytes(paths: list[str]) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from engine.setup import prepare, rules_of
 
-    setup = prepare(args.config, args.rules)
+    setup = prepare(args.config, args.rules, delivery=True)  # every config problem, at once
     if setup.config.path:
         from engine.outputs import check_delivery_config
 

@@ -32,41 +32,71 @@ def _run(args: argparse.Namespace) -> int:
     from engine.daemon.marks import StoreMarks
     from engine.daemon.metrics import Metrics
     from engine.daemon.runner import Runner
-    from engine.daemon.server import serve
     from engine.daemon.sources import build_sources
     from engine.durations import parse_duration
     from engine.errors import StateError
     from engine.outputs import build_dispatcher
+    from engine.redaction import register_url_password
     from engine.scan import tune_gc
     from engine.setup import prepare
     from engine.state import open_store
 
     logs.configure(json_lines=args.log_format == "json")
     tune_gc()
-    setup = prepare(args.config, args.rules)
+    setup = prepare(args.config, args.rules, delivery=True)  # every config problem, at once
     config = setup.config
+    listen = _listen(args.listen, config)
     state_url = args.state or config.state or DEFAULT_STATE
+    register_url_password(state_url)
     try:
         store = open_store(state_url)
     except StateError as exc:
         raise ConfigError(str(exc), "state") from exc
     store.autocommit = False  # the runner commits each batch once its alerts are durable
     dispatcher = build_dispatcher(config, state_url)
-    sources = build_sources(config.sources, StoreMarks(store))
+    sources = build_sources(config.sources, StoreMarks(store), where=config.where("sources"))
     if not sources:
         raise ConfigError("the daemon needs at least one source", config.where("sources"))
     metrics = Metrics()
-    grace = parse_duration(config.server.get("grace_period", "30s"))
+    grace = parse_duration(config.server.get("grace_period", "30s"))  # checked at load
     runner = Runner(config, setup.rule_paths, store, dispatcher, sources, metrics,
                     args.engine, grace)
-    listen = args.listen or config.server.get("listen", "127.0.0.1:9090")
-    server = serve(str(listen), metrics.registry, runner.readiness,
-                   lambda: not runner.stopping.is_set())
+    server = _serve(listen, config, metrics, runner)
     host, port = server.server_address[:2]
     log.info("serving /healthz /readyz /metrics on %s:%s", host, port)
     print(f"trailguard: listening on {host}:{port}", file=sys.stderr, flush=True)
     runner.install_signals()
     try:
         return runner.run()
+    except StateError as exc:
+        # The store went away and the last flush could not reach it: what was not committed
+        # was not acknowledged either, so its sources hand it out again. Not a crash.
+        log.error("state store unavailable while stopping: %s; work not committed will be "
+                  "read again from its source", exc)
+        return 0 if runner.stopping.is_set() else 1
     finally:
         server.shutdown()
+
+
+def _listen(option: str | None, config: Any) -> str:
+    from engine.settings import listen as check_listen
+
+    if option is None:
+        return str(config.server.get("listen", "127.0.0.1:9090"))
+    problem = check_listen(option)
+    if problem:
+        raise ConfigError(problem, "--listen")
+    return option
+
+
+def _serve(listen: str, config: Any, metrics: Any, runner: Any) -> Any:
+    """The health server, or a ConfigError when its address cannot be had (in use, or a
+    host that does not resolve)."""
+    from engine.daemon.server import serve
+
+    try:
+        return serve(listen, metrics.registry, runner.readiness,
+                     lambda: not runner.stopping.is_set())
+    except OSError as exc:
+        raise ConfigError(f"server.listen: cannot listen on {listen}: "
+                          f"{exc.strerror or exc}", config.where("server")) from None
