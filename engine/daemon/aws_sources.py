@@ -110,7 +110,7 @@ class SqsSource:
         return Delivery(
             payload=message["Body"].encode(), origin=f"sqs:{message['MessageId']}", ack=ack,
             fail=fail, keepalive=keepalive, fetch=lambda b, k: fetch_object(self.s3, b, k),
-            attributes={"receive_count": received})
+            attributes={"receive_count": received}, source="sqs")
 
     def reachable(self) -> bool:
         try:
@@ -188,7 +188,7 @@ class S3Source:
         origin = f"s3://{self.bucket}/{key}"
         return Delivery(b"", origin, ack=ack, fail=fail,
                         fetch=lambda b, k: fetch_object(self.s3, b, k),
-                        object=ObjectRef(self.bucket, key, origin))
+                        object=ObjectRef(self.bucket, key, origin), source="s3")
 
     def reachable(self) -> bool:
         try:

@@ -227,10 +227,10 @@ class Runner:
         m.evaluation.observe(elapsed)
         records = stats.events + stats.duplicates
         if seen.malformed and not records and not seen.skipped:
-            delivery.fail(seen.first_reason)  # poison: leave it to the source's redrive policy
+            delivery.reject(seen.first_reason)  # poison: the source's dead letter (SQS: redrive)
             return
         if seen.unreadable:
-            delivery.fail("an S3 object could not be fetched")  # retry later, never lose it
+            delivery.reject("not fully readable")  # a local file: dead-lettered; S3: retried
             return
         delivery.ack()
 
@@ -349,6 +349,6 @@ class _Seen:
                     self.first_reason = item.reason
                 self.malformed += 1
                 self.unreadable = self.unreadable or item.unreadable
-                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+                metrics.malformed.labels(source=delivery.label).inc()
                 log.warning("dead-lettered: %s", item.reason,
                             extra={"origin": item.origin, "reason": item.reason})
