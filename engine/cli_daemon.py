@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     if not sources:
         raise ConfigError("the daemon needs at least one source", config.where("sources"))
     metrics = Metrics()
-    grace = parse_duration(config.server.get("grace_period", "30s"))  # checked at load
+    grace = parse_duration(config.server.get("grace_period") or "30s")  # checked at load
     runner = Runner(config, setup.rule_paths, store, dispatcher, sources, metrics,
                     args.engine, grace)
     server = _serve(listen, config, metrics, runner)
@@ -82,7 +82,7 @@ def _listen(option: str | None, config: Any) -> str:
     from engine.settings import listen as check_listen
 
     if option is None:
-        return str(config.server.get("listen", "127.0.0.1:9090"))
+        return str(config.server.get("listen") or "127.0.0.1:9090")
     problem = check_listen(option)
     if problem:
         raise ConfigError(problem, "--listen")

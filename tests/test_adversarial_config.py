@@ -210,6 +210,18 @@ def test_run_bad_server_section_is_a_config_error(tmp_path: Path, server: str,
     assert f"{config}:3: {message}" in done.stderr
 
 
+def test_run_null_settings_take_their_defaults(tmp_path: Path) -> None:
+    """`grace_period: null` is absent, as the config check says, not a crash at start."""
+    (tmp_path / "token.yml").write_text(RULE)
+    config = tmp_path / "trailguard.yml"
+    config.write_text("rules: [token.yml]\nsources: [{type: stdin, name: null}]\n"
+                      "server: {grace_period: null, listen: null}\n")
+    done = run_cli("run", "-c", str(config), "--state", "memory://", "--listen", "127.0.0.1:0",
+                   stdin=json.dumps(record()).encode(), timeout=60)
+    assert (done.returncode, "Traceback" in done.stderr) == (0, False), done.stderr
+    assert "trailguard stopped" in done.stderr
+
+
 def test_run_listen_address_in_use_is_a_config_error(tmp_path: Path) -> None:
     """A port another process holds is reported as the server.listen problem it is."""
     (tmp_path / "token.yml").write_text(RULE)
