@@ -123,8 +123,9 @@ def _scan(args: argparse.Namespace) -> int:
     state_url = args.state or setup.config.state or "memory://"
     try:
         store = open_store(state_url)
-    except StateError as exc:  # cannot even start: the URL given is the thing to check
-        raise ConfigError(str(exc), "--state") from exc
+    except (StateError, OSError) as exc:  # cannot even start: the URL is the thing to check
+        raise ConfigError(str(exc) if isinstance(exc, StateError) else
+                          f"state {state_url}: {exc}", "--state") from None
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format)
     # The cores: N processes, the deciding parent among them, so none waits for a core. On

@@ -50,8 +50,9 @@ def _run(args: argparse.Namespace) -> int:
     register_url_password(state_url)
     try:
         store = open_store(state_url)
-    except StateError as exc:
-        raise ConfigError(str(exc), "state") from exc
+    except (StateError, OSError) as exc:  # OSError: a SQLite directory that cannot be made
+        message = str(exc) if isinstance(exc, StateError) else f"state {state_url}: {exc}"
+        raise ConfigError(message, "--state" if args.state else config.where("state")) from None
     store.autocommit = False  # the runner commits each batch once its alerts are durable
     dispatcher = build_dispatcher(config, state_url)
     sources = build_sources(config.sources, StoreMarks(store), where=config.where("sources"))

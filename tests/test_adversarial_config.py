@@ -222,6 +222,19 @@ def test_run_null_settings_take_their_defaults(tmp_path: Path) -> None:
     assert "trailguard stopped" in done.stderr
 
 
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux /proc")
+def test_run_state_directory_that_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
+    """A SQLite state whose directory cannot be created: exit 2 naming the state line (it
+    was a FileNotFoundError traceback)."""
+    (tmp_path / "token.yml").write_text(RULE)
+    config = tmp_path / "trailguard.yml"
+    config.write_text("rules: [token.yml]\nsources: [{type: stdin}]\n"
+                      "state: 'sqlite:////proc/no-such-dir/state.db'\n")
+    done = run_cli("run", "-c", str(config), "--listen", "127.0.0.1:0", timeout=60)
+    assert (done.returncode, "Traceback" in done.stderr) == (2, False), done.stderr
+    assert f"{config}:3: state sqlite:////proc/no-such-dir/state.db" in done.stderr
+
+
 def test_run_listen_address_in_use_is_a_config_error(tmp_path: Path) -> None:
     """A port another process holds is reported as the server.listen problem it is."""
     (tmp_path / "token.yml").write_text(RULE)
