@@ -381,6 +381,25 @@ def test_files_source_dead_letters_a_bad_file_once_until_it_changes(tmp_path: Pa
         assert daemon.stop() == 0
 
 
+def test_dead_letter_log_of_one_file_is_bounded(tmp_path: Path) -> None:
+    """A small gzip of many bad lines: the first 20 are logged, the rest counted in one line
+    (a 4 KB gzip of 2M lines wrote 517 MB of log); the metric counts all of them."""
+    (tmp_path / "token.yml").write_text(RULE)
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "bomb.jsonl.gz").write_bytes(gzip.compress(b"1\n" * 5000))
+    config = tmp_path / "trailguard.yml"
+    config.write_text("rules: [token.yml]\nstate: memory://\n"
+                      "sources: [{type: files, paths: [events/]}]\n"
+                      "server: {listen: '127.0.0.1:0'}\n")
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    try:
+        assert _wait_for(lambda: _malformed(daemon).get("files") == 5000)
+        assert _wait_for(lambda: '"count":4980' in daemon.text())
+    finally:
+        assert daemon.stop() == 0
+    assert daemon.text().count('"dead-lettered: ') == 20
+
+
 def test_health_server_idle_connections_hold_no_threads() -> None:
     """800 idle connections: the thread count stays bounded, /healthz answers promptly
     (http.server's threading server held one thread per connection)."""
