@@ -118,7 +118,7 @@ class SqsSource:
         return Delivery(
             payload=message["Body"].encode(), origin=f"sqs:{message['MessageId']}", ack=ack,
             fail=fail, keepalive=keepalive, fetch=lambda b, k: fetch_object(self.s3, b, k),
-            attributes={"receive_count": received}, source="sqs")
+            attributes={"receive_count": received})
 
     def reachable(self) -> bool:
         try:
@@ -196,7 +196,7 @@ class S3Source:
         origin = f"s3://{self.bucket}/{key}"
         return Delivery(b"", origin, ack=ack, fail=fail,
                         fetch=lambda b, k: fetch_object(self.s3, b, k),
-                        object=ObjectRef(self.bucket, key, origin), source="s3")
+                        object=ObjectRef(self.bucket, key, origin))
 
     def reachable(self) -> bool:
         try:

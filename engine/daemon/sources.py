@@ -42,15 +42,8 @@ class Delivery:
     path: str | None = None  # the payload is this file, read when processed
     object: ObjectRef | None = None  # the payload is this S3 object, fetched when processed
     lines: list[tuple[str, bytes]] | None = None  # the payload is these (origin, line) pairs
-    # the source's type (`files`, `sqs`...): the metrics label, a small fixed set
-    source: str = ""
     # poison: reading the same payload again would fail the same way. Default: `fail`.
     dead_letter: Callable[[str], None] | None = None
-
-    @property
-    def label(self) -> str:
-        """The metrics label of this delivery: its source type, never a path or key."""
-        return self.source or self.origin.split(":", 1)[0]
 
     def reject(self, reason: str) -> None:
         """Give up on this payload as it is: dead-letter it (or, without that, `fail`)."""
@@ -110,7 +103,7 @@ class FilesSource:
                 continue
             self._handed.add(key)
             yield Delivery(b"", str(path), ack=self._acker(key), fail=self._failer(key),
-                           path=str(path), source="files", dead_letter=self._dead_letter(key))
+                           path=str(path), dead_letter=self._dead_letter(key))
 
     def _dead_letter(self, key: str) -> Callable[[str], None]:
         ack = self._acker(key)
@@ -187,7 +180,7 @@ class StdinSource:
                 time.sleep(min(wait, 1.0))
             return []
         lines = [self._ready.popleft() for _ in range(min(len(self._ready), self.MAX_LINES))]
-        return [Delivery(b"", _span(lines), lines=lines, source="stdin")]
+        return [Delivery(b"", _span(lines), lines=lines)]
 
     def _read(self, timeout: float) -> None:
         fd = sys.stdin.fileno() if self._fd is None else self._fd
