@@ -163,9 +163,9 @@ class Decider:
                 return [*due, _direct_alert(plan.rule, _hit(match, t, plan.summarise))]
         if t < self.watermark - self.allowed_lateness:
             self.late += 1  # decided at once, after what waited in the buffer
+            if rule_id in self._lane_rules:  # its group's waiting matches join that buffer
+                self._to_general(_lane_key(rule_id, match.group_key))  # before the release
             due = due + self._release()
-            if rule_id in self._lane_rules:
-                self._to_general(_lane_key(rule_id, match.group_key))
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         record = match.record
