@@ -6,8 +6,7 @@ a 400 KB string, control characters, numbers beyond 64 bits, nesting deeper than
 254-level write limit. Nothing here raises on such values; each function turns them into
 something a message can carry, and the formatters say when they shortened it.
 
-    dumps(value)              orjson bytes; an unencodable value is sanitised, never raised
-    sanitize(value)           the same value with what orjson refuses replaced (see below)
+    dumps(value)              orjson bytes; an unencodable value is trimmed, never raised
     text_of(value, limit)     a string for display: JSON for lists and objects, cut
     one_line(text)            control, format and line-break characters as visible escapes
     count_of(value)           a positive int from whatever `event_count` holds
@@ -18,43 +17,19 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-import orjson
+from engine import jsonsafe
 
-MAX_DEPTH = 200  # below orjson's 254, leaving room for the message around the alert
-INT_LIMIT = 2**63 - 1
 _VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 def dumps(value: Any) -> bytes:
-    """orjson's encoding of `value`; what it cannot encode is sanitised first."""
-    try:
-        return orjson.dumps(value, default=_default)
-    except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError):
-        return orjson.dumps(sanitize(value), default=_default)
+    """orjson's encoding of `value`; what it cannot encode is trimmed (engine.jsonsafe)."""
+    return jsonsafe.dumps(value, default=_default)
 
 
 def _default(value: Any) -> str:
     return short_str(value)
-
-
-def sanitize(value: Any, depth: int = 0) -> Any:
-    """`value` with non-string keys stringified, lone surrogates replaced, integers beyond
-    64 bits as strings, and anything nested deeper than MAX_DEPTH replaced by a note."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return value
-    if isinstance(value, int):
-        return value if -INT_LIMIT <= value <= INT_LIMIT else short_str(value)
-    if depth >= MAX_DEPTH and isinstance(value, dict | list | tuple):
-        return f"[trimmed: nested deeper than {MAX_DEPTH} levels]"
-    if isinstance(value, dict):
-        return {sanitize(k if isinstance(k, str) else short_str(k)): sanitize(v, depth + 1)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [sanitize(v, depth + 1) for v in value]
-    return sanitize(short_str(value))
 
 
 def short_str(value: Any) -> str:
