@@ -18,7 +18,7 @@ import jmespath.functions
 import orjson
 import yaml
 
-from engine import expressions
+from engine import expressions, sequencerules
 from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
@@ -31,9 +31,14 @@ REQUIRED = ("id", "title", "severity", "condition")
 KNOWN_KEYS = frozenset({
     "id", "title", "severity", "description", "enabled", "tags", "condition", "group_by",
     "dedup", "threshold", "first_seen", "summary", "runbook", "references", "outputs", "tests",
+    "sequence", "absence",
 })
 TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts",
                        "lists"})
+
+
+class _Reported(Exception):
+    """A field's problems were already reported, each at its own line."""
 
 
 class _Invalid(Exception):
@@ -141,8 +146,9 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
         if key not in KNOWN_KEYS:
             report(str(key), f"unknown key (known keys: {', '.join(sorted(KNOWN_KEYS))})")
     for key in REQUIRED:
-        if key not in doc:
-            report(key, "required field is missing")
+        if key not in doc and not (key == "condition" and ("sequence" in doc or "absence" in doc)):
+            report(key, "required field is missing")  # a sequence's steps are its condition
+    sequencerules.check_combination(doc, report)
     values: dict[str, Any] = {}
     for key, parse in _FIELDS.items():
         if key in doc:
@@ -150,6 +156,10 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
                 values[key] = parse(doc[key], doc, path, ctx)
             except _Invalid as exc:
                 report(key, str(exc), exc.line)
+            except _Reported:
+                pass
+    if "sequence" in values:
+        values.setdefault("condition", "")
     if len([p for p in ctx.problems if p.severity == "error"]) > before or not all(
         k in values for k in REQUIRED
     ):
@@ -257,8 +267,8 @@ def _outputs(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, 
     return names
 
 
-def _threshold(value: Any, *_: Any) -> Threshold:
-    settings = _settings(value, required={"count", "window"}, optional=set())
+def _threshold(value: Any, doc: Located, path: Path, ctx: _Context) -> Threshold:
+    settings = _settings(value, required={"count", "window"}, optional={"distinct"})
     count = settings["count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise _Invalid(f"count must be a whole number >= 1, got {count!r}", _line(value, "count"))
@@ -266,7 +276,43 @@ def _threshold(value: Any, *_: Any) -> Threshold:
         window = parse_duration(settings["window"])
     except ValueError as exc:
         raise _Invalid(f"window: {exc}", _line(value, "window")) from None
-    return Threshold(count=count, window=window)
+    distinct = settings.get("distinct")
+    if distinct is not None:
+        distinct = _string(distinct)
+        _check_expression(distinct, "threshold", doc, path, ctx)
+    return Threshold(count=count, window=window, distinct=distinct)
+
+
+def _sequence(value: Any, doc: Located, path: Path, ctx: _Context) -> Any:
+    check, report = _step_checks(doc, path, ctx, "sequence")
+    parsed = sequencerules.parse_sequence(value, doc.line_of("sequence"), check, report)
+    if parsed is None:
+        raise _Reported
+    return parsed
+
+
+def _absence(value: Any, doc: Located, path: Path, ctx: _Context) -> Any:
+    _, report = _step_checks(doc, path, ctx, "absence")
+    parsed = sequencerules.parse_absence(value, doc.line_of("absence"), report)
+    if parsed is None:
+        raise _Reported
+    return parsed
+
+
+def _step_checks(doc: Located, path: Path, ctx: _Context, key: str) -> tuple[Any, Any]:
+    """engine.sequencerules' callbacks: problems at their own line, under `key`."""
+
+    def report(message: str, line: int) -> None:
+        ctx.problems.append(Problem(str(path), line, key, message))
+
+    def check(text: str, line: int) -> str | None:
+        try:
+            _check_expression(text, key, doc, path, ctx)
+        except _Invalid as exc:
+            return str(exc)
+        return None
+
+    return check, report
 
 
 def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSeen:
@@ -392,5 +438,5 @@ _FIELDS: dict[str, Callable[[Any, Located, Path, _Context], Any]] = {
     "enabled": _boolean, "tags": _strings, "condition": _condition, "group_by": _group_by,
     "dedup": _duration, "threshold": _threshold, "first_seen": _first_seen,
     "summary": _summary, "runbook": _optional_string, "references": _strings,
-    "outputs": _outputs, "tests": _tests,
+    "outputs": _outputs, "tests": _tests, "sequence": _sequence, "absence": _absence,
 }
