@@ -652,7 +652,8 @@ def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) ->
 
 def _chain(rule: Rule, policy: Policy) -> Chain | None:
     """What engine.state.sequences needs of a sequence or absence rule."""
-    common = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin}
+    common = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin,
+              "lateness": policy.keep - KEEP_EXTRA}
     if rule.absence is not None:
         return Chain(within=rule.absence.within, **common)
     if rule.sequence is None:

@@ -46,6 +46,7 @@ from engine.state import StateStore
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
+TICK_EVERY = 1.0  # seconds between wall-clock ticks: deadlines fire while nothing arrives
 KEEPALIVE_ITEMS = 50_000  # items read from one delivery between two lease extensions
 
 
@@ -97,7 +98,7 @@ class Runner:
             thread.start()
             self._pollers.append(thread)
         log.info("trailguard running", extra={"count": len(self.pipeline.evaluator.rules)})
-        next_housekeeping = 0.0
+        next_housekeeping = next_tick = 0.0
         while not self.stopping.is_set() or not self.handed.empty():
             try:
                 source, delivery = self.handed.get(timeout=0.5)
@@ -105,6 +106,9 @@ class Runner:
                 source = None
             if source is not None:
                 self.process(delivery)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_EVERY
+                self._tick()
             if time.monotonic() >= next_housekeeping:
                 self._housekeeping()
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
@@ -244,6 +248,17 @@ class Runner:
         log.info("alert %s: %s", alert.rule.id, alert.summary,
                  extra={"rule_id": alert.rule.id, "alert_id": alert.alert_id,
                         "event_id": alert.event_ids[0] if alert.event_ids else None})
+
+    def _tick(self) -> None:
+        """Time passes on the wall clock too: an absent step or an absence gap whose deadline
+        is behind the wall clock minus the lateness fires now, not at the next record."""
+        try:
+            alerts = self.pipeline.decider.tick(time.time())
+            if alerts:
+                self._deliver(alerts)
+            self.store.commit()
+        except StateError as exc:
+            log.error("state store failed on the clock tick: %s", exc)
 
     # --- rules -------------------------------------------------------------------------
 

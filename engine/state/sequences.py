@@ -49,8 +49,9 @@ class Chain:
     names: tuple[str, ...] = ()  # the positive steps' names
     absent: bool = False  # the last step must not happen
     dedup: float = 0.0
-    keep: float = 3600.0
+    keep: float = 3600.0  # how long an alert window stays for late folds and copies
     margin: float = 0.0
+    lateness: float = 0.0  # a partial chain stays `within` + this after its first call
 
     @property
     def last(self) -> int:
@@ -356,7 +357,8 @@ def _prune(value: Value, now: float, chain: Chain) -> None:
 def _prune_windows(value: Value, now: float, chain: Chain) -> None:
     windows = value["w"]
     if windows:
-        value["w"] = [w for w in windows if max(w["e"], w["lt"]) + chain.keep >= now]
+        value["w"] = [w for w in windows if max(w["e"], w["lt"]) + chain.keep >= now
+                      or w["x"] < w["r"]]  # never before the decider has written it
 
 
 def _deadline(value: Value, chain: Chain) -> float | None:
@@ -375,10 +377,14 @@ def _finish(value: Value, chain: Chain, results: list[Result]) -> Change:
         value["h"] = register = deadline
     ends = [max(w["e"], w["lt"]) for w in value["w"]]
     if "e" in value:
-        ends += [e[0] + chain.within for e in value["e"]] + [t + chain.within for t in value["k"]]
-        if not ends and value.get("u") is None:
+        # A partial chain is forgotten `within` + the lateness after its first call; the
+        # last call a chain used, the lateness after it (later copies and late calls).
+        ends += [e[0] + chain.within + chain.lateness - chain.keep for e in value["e"]]
+        ends += [t + chain.within + chain.lateness - chain.keep for t in value["k"]]
+        if value.get("u") is not None:
+            ends.append(value["u"][0] + chain.lateness - chain.keep)
+        if not ends:
             return Change(None, 0.0, (results, register))
-        ends.append(value["u"][0] if value.get("u") else 0.0)
     else:
         ends.append(value["t"] + chain.within)
     expires = max(ends) + chain.keep
