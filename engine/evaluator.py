@@ -92,8 +92,7 @@ def compile_rule(rule: Rule, functions: jmespath.functions.Functions, engine: st
 
     # A sequence as a whole matches what any of its steps matches; its steps are indexed
     # one by one (Evaluator.routes).
-    condition = rule.condition if rule.sequence is None else " || ".join(
-        f"({step.condition})" for step in rule.step_rules())
+    condition = rule.any_condition()
     distinct = rule.threshold.distinct if rule.threshold else None
     return CompiledRule(
         rule=rule,

@@ -15,6 +15,7 @@ import jmespath.functions
 from jmespath.visitor import Options, TreeInterpreter
 
 from engine import expressions
+from engine.model import Rule
 
 _COMPARATORS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 _BOOLEAN = {"and_expression": "&&", "or_expression": "||"}
@@ -24,6 +25,20 @@ def explain(condition: str, record: Any, functions: jmespath.functions.Functions
     tree = expressions.parse(condition)
     interpreter = TreeInterpreter(Options(custom_functions=functions))
     return list(_outline(tree, record, interpreter, 0))
+
+
+def explain_rule(rule: Rule, record: Any, functions: jmespath.functions.Functions) -> list[str]:
+    """`explain` for a whole rule: its condition, or each step of a sequence part by part
+    (the sequence's own condition, a filter, is part of every step's)."""
+    if rule.sequence is None:
+        return explain(rule.condition, record, functions)
+    lines = []
+    for step, routed in zip(rule.sequence.steps, rule.step_rules(), strict=True):
+        extra = (" (absent: must not happen)" if step.absent else "") + (
+            f" (count: {step.count})" if step.count > 1 else "")
+        lines.append(f"step {step.name}{extra}:")
+        lines.extend("  " + line for line in explain(routed.condition, record, functions))
+    return lines
 
 
 def _outline(node: Mapping[str, Any], record: Any, interpreter: TreeInterpreter,

@@ -100,6 +100,12 @@ class Rule:
         return bool(self.dedup or self.threshold or self.first_seen or self.sequence
                     or self.absence)
 
+    def any_condition(self) -> str:
+        """The condition of whatever the rule can match: a sequence's is any of its steps'."""
+        if self.sequence is None:
+            return self.condition
+        return " || ".join(f"({step.condition})" for step in self.step_rules())
+
     def step_rules(self) -> tuple[Rule, ...]:
         """What the evaluator indexes: the rule itself, or for a sequence one rule per step,
         each with the same id and its condition joined to the rule's filter, so that a
