@@ -92,6 +92,7 @@ class Decider:
         self.late = 0  # matches decided after the lateness had passed them
         self._reported = float("-inf")
         self._released = float("-inf")
+        self._left = 0  # matches the last release left waiting (not yet the lateness old)
         self._buffer: list[tuple[float, str, str, int, Match]] = []
         self._closing: list[tuple[float, str, str]] = []  # (end, alert_id, key)
         # The threshold lane: its rules; per group, the matches waiting (as in _buffer) and
@@ -263,11 +264,17 @@ class Decider:
             return True
         if self._oldest_waiting() >= clock:
             return False
-        return len(self._buffer) >= BATCH or clock - self._released >= RELEASE_EVERY
+        # A batch is BATCH matches more than the last release left: when more than BATCH
+        # wait within the lateness (a busy general path), the buffer's size alone would
+        # release at every record, a few matches at a time (measured: 720 releases instead
+        # of 87 on the bench stream with the sequence rules, +15% CPU).
+        return (len(self._buffer) - self._left >= BATCH
+                or clock - self._released >= RELEASE_EVERY)
 
     def _release(self) -> list[Alert]:
         clock = self._released = self.watermark - self.allowed_lateness
         items = self._take(clock)
+        self._left = len(self._buffer)
         out = self._decide(items) if items else []
         if self.deadlines.due(clock):
             out.extend(self._tick(clock))
