@@ -48,7 +48,7 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
     return predicate()
 
 
-def test_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_clock(
+def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_clock(
         tmp_path: Path) -> None:
     """The chain's alert comes as its last step arrives; the absence alert comes ~4 s (3 s +
     1 s of lateness) after the last record, though no record arrives after it."""
