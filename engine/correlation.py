@@ -81,12 +81,13 @@ class Deadlines:
         rule_id = key.split("\x1f", 2)[1]
         self.store.update(registry_key(rule_id), sq.registry({key: (None, hint)}))
 
-    def tick(self, clock: float) -> list[tuple[str, str, Result]]:
+    def tick(self, clock: float, reload: bool = False) -> list[tuple[str, str, Result]]:
         """Settle every group whose deadline is behind `clock`: (rule id, key, result) for
-        each alert that opened or folded."""
+        each alert that opened or folded. `reload`: read the registries again first, on a
+        store other processes change (the daemon's wall-clock tick, once a second)."""
         if not self.rules:
             return []
-        if not self._loaded or (self.live and self.store.shared):
+        if not self._loaded or (reload and self.store.shared):
             self._load()
         keys, seen = [], []
         while self._heap and self._heap[0][0] < clock:

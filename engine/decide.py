@@ -235,16 +235,16 @@ class Decider:
         """live: time passes on the wall clock too (`now`, epoch seconds), so a deadline
         (an absent step, an absence gap) fires while no record arrives; SPEC §8."""
         self._wall_clock = max(self._wall_clock, now - self.allowed_lateness)
-        return self._tick(self._clock()) + self._updates()
+        return self._tick(self._clock(), reload=True) + self._updates()
 
     def _clock(self) -> float:
         """Where deadlines stand: the watermark minus the lateness, or in live mode the wall
         clock minus the lateness when that is later."""
         return max(self.watermark - self.allowed_lateness, self._wall_clock)
 
-    def _tick(self, clock: float) -> list[Alert]:
+    def _tick(self, clock: float, reload: bool = False) -> list[Alert]:
         out: list[Alert] = []
-        for rule_id, key, result in self.deadlines.tick(clock):
+        for rule_id, key, result in self.deadlines.tick(clock, reload):
             out.extend(self._after(self.plans[rule_id].rule, key, result))
         return out
 

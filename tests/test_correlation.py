@@ -236,3 +236,30 @@ def test_s35_steps_route_only_records_that_can_match() -> None:
     assert engine.candidates(call(0, "ListPackages")) == ()
     assert {c.rule.step for c in engine.candidates(call(0, "DeletePackageVersions"))} == {1}
 
+
+
+def test_s43_absence_gaps_fold_by_dedup() -> None:
+    """Three gaps of one group (after 0, 40 and 80) within the rule's dedup: one alert,
+    counted three times, from the first gap's last match to the last's."""
+    rule = silence_rule("30m", dedup="6h")
+    alerts = scan([rule], [read(0), read(40), read(80), read(200, recipientAccountId="9")])
+    mine = [a for a in alerts if a.group_key == "123456789012"]
+    assert [(a.first_event_time, a.last_event_time, a.event_count) for a in mine] == [
+        (at(0), at(80), 3)]
+
+
+def test_s40_absence_in_live_mode_fires_on_the_wall_clock_only_past_the_lateness() -> None:
+    """The daemon's tick: nothing before the last match + within + lateness on the wall
+    clock, one alert after it, none at the next tick."""
+    from engine.eventtime import event_epoch
+    from tests.support.state import decider_for, feed
+
+    engine, decider = decider_for([silence_rule("30m")], mode="live")
+    last = read(0)
+    assert feed(engine, decider, last) == []
+    t0 = event_epoch(last)
+    assert t0 is not None
+    assert decider.tick(t0 + 30 * 60 + 900 - 1) == []
+    fired = decider.tick(t0 + 30 * 60 + 900 + 1)
+    assert [a.last_event_time for a in fired] == [at(0)]
+    assert decider.tick(t0 + 86400) == []
