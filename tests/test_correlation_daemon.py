@@ -27,6 +27,16 @@ sequence:
     - {name: published, condition: "eventName == 'PublishPackageVersion'"}
     - {name: deleted, condition: "eventName == 'DeletePackageVersions'"}
 ---
+id: opened-not-closed
+title: Origin controls opened and not closed again
+severity: medium
+group_by: requestParameters.packageName
+sequence:
+  within: 3s
+  steps:
+    - {name: opened, condition: "eventName == 'PutPackageOriginConfiguration'"}
+    - {name: closed, absent: true, condition: "eventName == 'DeletePackageVersions'"}
+---
 id: trail-silent
 title: No CodeArtifact record for an account that had them
 severity: medium
@@ -50,8 +60,9 @@ def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 
 def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_clock(
         tmp_path: Path) -> None:
-    """The chain's alert comes as its last step arrives; the absence alert comes ~4 s (3 s +
-    1 s of lateness) after the last record, though no record arrives after it."""
+    """The chain's alert comes as its last step arrives; the absent step's and the absence
+    alerts come ~4 s (3 s + 1 s of lateness) after the last record, though no record
+    arrives after it."""
     (tmp_path / "rules.yml").write_text(RULES)
     alerts = tmp_path / "alerts.jsonl"
     config = tmp_path / "trailguard.yml"
@@ -78,13 +89,15 @@ def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_c
                                      requestParameters=package))
             daemon.stdin.write(_line(eventName="DeletePackageVersions",
                                      requestParameters=package))
+            daemon.stdin.write(_line(eventName="PutPackageOriginConfiguration",
+                                     requestParameters={"packageName": "right-pad"}))
             daemon.stdin.flush()
             sent = time.monotonic()
             assert _wait_for(lambda: any(a["rule_id"] == "publish-then-delete"
                                          for a in written()), 10), log.read_text()
             assert not any(a["rule_id"] == "trail-silent" for a in written())
-            assert _wait_for(lambda: any(a["rule_id"] == "trail-silent" for a in written()),
-                             20), log.read_text()
+            assert _wait_for(lambda: {"trail-silent", "opened-not-closed"} <= {
+                a["rule_id"] for a in written()}, 20), log.read_text()
             assert time.monotonic() - sent >= 2.0  # not before the deadline (3 s + 1 s - 2 s)
             daemon.stdin.close()
             assert daemon.wait(timeout=20) == 0
@@ -95,3 +108,6 @@ def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_c
     assert len(silent) == 1 and silent[0]["group_key"] == "123456789012"
     chain = next(a for a in written() if a["rule_id"] == "publish-then-delete")
     assert [s["name"] for s in chain["steps"]] == ["published", "deleted"]
+    opened = [a for a in written() if a["rule_id"] == "opened-not-closed"]
+    assert len(opened) == 1 and opened[0]["group_key"] == "right-pad"
+    assert opened[0]["event"]["eventName"] == "PutPackageOriginConfiguration"
