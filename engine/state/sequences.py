@@ -180,6 +180,8 @@ def _place(value: Value, hit: Hit, index: int, chain: Chain, live: bool) -> list
                             record])
     if chain.absent:
         return []  # fires at a deadline (settle), never on a match
+    if chain.margin == 0 and index != len(chain.counts) - 1:
+        return []  # in eventTime order only a call of the last step can complete a chain
     found = _first_chain(entries, chain.counts, chain.within, None)
     if found is None:
         return []
