@@ -263,3 +263,21 @@ def test_s40_absence_in_live_mode_fires_on_the_wall_clock_only_past_the_lateness
     fired = decider.tick(t0 + 30 * 60 + 900 + 1)
     assert [a.last_event_time for a in fired] == [at(0)]
     assert decider.tick(t0 + 86400) == []
+
+
+def test_s42_copies_count_once_in_a_distinct_count() -> None:
+    """A call delivered to three accounts is one match of its value: the alert counts it
+    once and lists every copy."""
+    rule = dataclasses.replace(make_rule("enum"), threshold=Threshold(
+        3, parse_duration("10m"), "requestParameters.repositoryName"))
+    first = call(0, "ReadFromRepository")
+    first["requestParameters"]["repositoryName"] = "a"
+    records = copies_of(first, ACCOUNTS)
+    for minutes, name in ((1, "b"), (2, "c")):
+        record = read(minutes)
+        record["requestParameters"]["repositoryName"] = name
+        records.append(record)
+    alerts = scan([rule], records)
+    assert len(alerts) == 1
+    assert alerts[0].event_count == 3
+    assert {r["eventID"] for r in records} <= set(alerts[0].event_ids)
