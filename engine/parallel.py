@@ -52,9 +52,10 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted
+from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
+from engine.suppressor import Hit, Suppressor
 
 PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
@@ -70,6 +71,7 @@ UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
+_SUPPRESSOR: Suppressor | None = None  # set in the parent before forking, like _EVALUATOR
 
 
 @dataclass
@@ -95,6 +97,10 @@ class FileResult:
     errors: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
     last: bool = True  # False: more of the file follows, in the next result
+    # Suppressed matches, as (index in `records` of their record, or -1 when the record was
+    # not kept, [(rule id, suppression id)]): counted by the parent unless a repeat.
+    suppressed: list[tuple[int, list[Hit]]] = field(default_factory=list)
+    suppression_errors: Counter[str] = field(default_factory=Counter)
 
 
 def _scan_file(path: str) -> Iterator[FileResult]:
@@ -112,18 +118,23 @@ def _scan_file(path: str) -> Iterator[FileResult]:
         result = FileResult(path=path)
         counts = evaluator.matches, evaluator.errors, evaluator.first_error
         evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+        failed = _SUPPRESSOR.errors if _SUPPRESSOR else None  # as the evaluator's, the same way
+        if _SUPPRESSOR:
+            _SUPPRESSOR.errors = result.suppression_errors
         try:
             watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
         finally:
             result.matches, result.errors = evaluator.matches, evaluator.errors
             result.first_error = evaluator.first_error
             evaluator.matches, evaluator.errors, evaluator.first_error = counts
+            if _SUPPRESSOR and failed is not None:
+                _SUPPRESSOR.errors = failed
         result.last_epoch, result.last = watermark, last
         yield result
 
 
 def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
-                  index: dict[str, int], result: FileResult, watermark: float
+                  index: dict[tuple[str, int], int], result: FileResult, watermark: float
                   ) -> tuple[float, bool]:
     """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
     is done)."""
@@ -136,6 +147,9 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
         result.events += 1
         epoch = event_epoch(item)
         matches = evaluator.matched(item)
+        hits, at = None, len(kept)
+        if matches and _SUPPRESSOR is not None:
+            matches, hits = _SUPPRESSOR.split(item, matches)
         if matches:
             rule, group = matches[0]
             if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
@@ -150,6 +164,8 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
         elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
             kept.append((event_id, epoch, watermark))
+        if hits:
+            result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
             watermark = epoch
         if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
@@ -168,16 +184,19 @@ def _note(item: Any, result: FileResult) -> None:
 def parallel_scan(
     files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
-    on_bytes: ByteCounter | None = None,
+    on_bytes: ByteCounter | None = None, suppressor: Suppressor | None = None,
 ) -> ScanStats:
     """Scan `files` (engine.inputs.walk: paths, and what could not be read on the way) on
     `workers` processes, this one included; alerts as a single process would emit them.
 
-    `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
-    global _EVALUATOR, _LANE
+    `on_bytes` hears each file's size once its matches are decided (the progress bar).
+    `suppressor` drops suppressed matches where the record is read (the whole record is
+    there for its conditions); they are counted here, where repeats are known."""
+    global _EVALUATOR, _LANE, _SUPPRESSOR
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
+    _SUPPRESSOR = suppressor
     decider.resolve = Resolver()
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
@@ -204,7 +223,7 @@ def parallel_scan(
                         ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
             for result in chunks:
-                _decide_file(result, evaluator, decider, store, emit, stats)
+                _decide_file(result, evaluator, decider, store, emit, stats, suppressor)
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True
@@ -354,7 +373,8 @@ def _size(path: str) -> int:
 
 
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
-                 emit: Callable[[Alert], None], stats: ScanStats) -> None:
+                 emit: Callable[[Alert], None], stats: ScanStats,
+                 suppressor: Suppressor | None = None) -> None:
     rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
     stats.events += result.events
     stats.skipped += result.skipped
@@ -385,17 +405,29 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
+    if stats.span is not None:
+        note_span(stats.span, (epoch for _, epoch in claims))
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
-    for item, repeat in zip(records, repeats, strict=True):
+    suppressed = dict(result.suppressed)
+    if suppressor:
+        suppressor.errors.update(result.suppression_errors)
+    if suppressor and -1 in suppressed:  # records without an eventID: never repeats
+        suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
+    for n, (item, repeat) in enumerate(zip(records, repeats, strict=True)):
+        hits = suppressed.get(n) if suppressed else None
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
+            if hits:
+                evaluator.matches.subtract(rule_id for rule_id, _ in hits)
             if len(item) == LANE_ITEM:
                 evaluator.matches[rules[item[3]].id] -= 1
             elif len(item) == GENERAL_ITEM:
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
+        if hits and suppressor:
+            suppressor.count(hits)
         epoch, before = item[1], item[2]
         if before > decider.watermark:  # where a single process would have advanced
             for alert in decider.advance(before):

@@ -34,7 +34,7 @@ KNOWN_KEYS = frozenset({
     "sequence", "absence",
 })
 TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts",
-                       "lists"})
+                       "lists", "suppressions"})
 
 
 class _Reported(Exception):
@@ -346,7 +346,7 @@ def _tests(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[RuleTes
     tests = []
     for number, item in enumerate(value, 1):
         try:
-            tests.append(_one_test(item, number, path))
+            tests.append(_test_suppressions(_one_test(item, number, path), item, doc, path, ctx))
         except _Invalid as exc:
             line = exc.line or (item.line if isinstance(item, Located) else doc.line_of("tests"))
             ctx.problems.append(Problem(str(path), line, "tests", f"test {number}: {exc}"))
@@ -374,6 +374,24 @@ def _one_test(item: Any, number: int, path: Path) -> RuleTest:
     name = item.get("name") or f"test {number}"
     return RuleTest(name=str(name), line=item.line, events=events, expect=expect,
                     expect_alerts=expect_alerts, lists=_test_lists(item))
+
+
+def _test_suppressions(test: RuleTest, item: Located, doc: Located, path: Path,
+                       ctx: _Context) -> RuleTest:
+    """A test's own `suppressions:` (engine.suppressions), like its `lists:`: they replace
+    the config's for that test; `rules:` defaults to the rule under test. Their expiry is not
+    warned about: a test may check that an expired suppression does nothing."""
+    if "suppressions" not in item:
+        return test
+    from dataclasses import replace
+
+    from engine.suppressions import parse_entries
+
+    rule_id = doc.get("id") if isinstance(doc.get("id"), str) else ""
+    found, problems = parse_entries(item["suppressions"], str(path), ctx.functions,
+                                    ctx.known_lists, {rule_id}, (rule_id,))
+    ctx.problems.extend(p for p in problems if p.field != "expires" or p.severity == "error")
+    return replace(test, suppressions=tuple(found))
 
 
 def _test_lists(item: Located) -> dict[str, tuple[str, ...]] | None:

@@ -34,4 +34,7 @@ class Metrics:
         self.evaluation = Histogram("trailguard_evaluation_seconds",
                                     "time to evaluate one payload's records", registry=r,
                                     buckets=(1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5))
+        self.suppressed = Counter("trailguard_suppressed",
+                                  "matches silenced by a suppression (SPEC §9)",
+                                  ["suppression"], registry=r)
         self.reloads = Counter("trailguard_rule_reloads", "rule reloads", ["result"], registry=r)
