@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     cli_delivery.register(sub)
     cli_daemon.register(sub)
 
+    schema = sub.add_parser("schema", help="print the JSON Schema of a rule file (for editors)",
+                            description="Print the JSON Schema (draft 2020-12) of a rule "
+                                        "document, for YAML language servers.")
+    schema.set_defaults(command=_schema)
+
     docs = _command(sub, "docs", "write the rule catalogue and API coverage (docs/rules.md)", _docs)
     docs.add_argument("--output", default="-", help="file to write, or - for stdout")
     docs.add_argument("--check", action="store_true",
@@ -115,9 +120,11 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.scan import ScanStats, run_scan, tune_gc
     from engine.setup import prepare, rules_of
     from engine.state import open_store
+    from engine.stdout import guard
     from engine.suppressor import suppressor_for
 
     tune_gc()
+    stdout = guard()  # `scan ... | head`: a reader that stops is normal, not a failure
     if args.report:
         from engine.backtest import Backtest, check_target, write_report
 
@@ -158,6 +165,9 @@ def _scan(args: argparse.Namespace) -> int:
         progress.close()  # before anything else is written to stderr
         left = sink.close()
     print(summary(stats, evaluator, decider.late, lateness, suppressor), file=sys.stderr)
+    if stdout.gone:
+        print("trailguard: stdout was closed by its reader: alerts after that were not written",
+              file=sys.stderr)
     if backtest:
         write_report(args.report, backtest.build(stats, evaluator, suppressor))
     if left:
@@ -187,6 +197,8 @@ class _AlertSink:
     def send(self, alert: Alert) -> None:
         if self.dispatcher is not None:
             self.dispatcher.send(alert)
+        elif getattr(self.out, "gone", False):  # engine.stdout: the reader stopped reading,
+            raise BrokenPipeError  # and stdout is where every alert goes: stop, quietly
         elif self.format == "text":
             from engine.report import alert_text
 
@@ -306,6 +318,13 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"# {rule.id} on eventID {record.get('eventID', '-')} "
               f"({record.get('eventName', '-')})")
         print("\n".join(explain_rule(rule, record, setup.functions)))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from engine.schema import rule_schema
+
+    sys.stdout.write(orjson.dumps(rule_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK
 
 

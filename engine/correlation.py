@@ -119,10 +119,13 @@ class Deadlines:
         return out
 
     def _load(self) -> None:
+        """Read the registries (a plain read: they are hints, and the settling of a group is
+        the compare-and-set that decides; a write here would make every tick of two daemons
+        on one Redis conflict with the other's)."""
         self._loaded = True
-        found = self.store.update_many([(registry_key(r), sq.read_registry) for r in self.rules])
-        for groups in found:
-            for key, hint in (groups or {}).items():
+        for rule_id in self.rules:
+            value = self.store.get(registry_key(rule_id))
+            for key, hint in ((value or {}).get("g") or {}).items():
                 self._note(key, float(hint))
 
     def _note(self, key: str, hint: float) -> None:

@@ -53,6 +53,7 @@ from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
+from engine.skips import Skips
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
 from engine.suppressor import Hit, Suppressor
@@ -93,6 +94,7 @@ class FileResult:
     last_epoch: float = float("-inf")
     malformed: list[tuple[str, bool]] = field(default_factory=list)  # (line, unreadable)
     skipped: int = 0
+    skips: Skips = field(default_factory=Skips)
     matches: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
@@ -178,6 +180,7 @@ def _note(item: Any, result: FileResult) -> None:
         result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable))
     else:
         result.skipped += 1  # Skipped, or an S3 reference a local scan cannot fetch
+        result.skips.add(item)
         del item
 
 
@@ -378,6 +381,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
     stats.events += result.events
     stats.skipped += result.skipped
+    stats.skips.merge(result.skips)
     for line, unreadable in result.malformed:
         stats.malformed += 1
         stats.unreadable += unreadable

@@ -38,6 +38,15 @@ class Progress:
             self.stream.flush()
 
 
+LATE_EXPLAINED = (
+    "        Late matches were still evaluated and can alert; only their order differs: each",
+    "        was decided when it arrived, not in eventTime order, so a dedup, threshold or",
+    "        first_seen rule may fold or count it differently than a time-ordered scan would.",
+    "        Input that is not in time order (files named out of order, a shuffled or",
+    "        newest-first document) causes this. More: docs/state.md, \"Order and lateness\".",
+)
+
+
 def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
             lateness: float = 0.0, suppressor: Suppressor | None = None) -> str:
     """The counts a person needs to trust a scan. `late_matches`: matches that arrived more
@@ -56,9 +65,11 @@ def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
         for rule_id in rule_ids:
             lines.append(f"  {rule_id:<{width}}  {evaluator.matches[rule_id]:>8,}  "
                          f"{stats.alerts[rule_id]:>7,}  {evaluator.errors[rule_id]:>7,}")
+    lines.extend(f"  {line}" for line in stats.skips.lines())
     if late_matches:
         lines.append(f"  late: {late_matches:,} matches arrived more than {lateness:g}s of event "
                      "time behind newer records (allowed_lateness): decided on arrival")
+        lines.extend(LATE_EXPLAINED)
     if suppressor:
         lines.extend(suppressed_lines(suppressor))
     for rule_id, message in sorted(evaluator.first_error.items()):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,12 @@ import jmespath.functions
 import orjson
 import yaml
 
-from engine import expressions, sequencerules
+from engine import expressions, lint, sequencerules
 from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
 from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold
-from engine.yamlio import Located, error_line, load_documents, plain
+from engine.yamlio import Located, Place, SourceLines, error_line, load_documents, plain
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUMMARY_FIELD = re.compile(r"\{([^{}]+)\}")
@@ -42,11 +42,19 @@ class _Reported(Exception):
 
 
 class _Invalid(Exception):
-    """A field's value is wrong; carries the message and, optionally, a more precise line."""
+    """A field's value is wrong; carries the message and, optionally, a more precise line,
+    and `more` problems of the same field: all are reported, not just the first."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None,
+                 more: Sequence[tuple[str, int | None]] = ()) -> None:
         super().__init__(message)
         self.line = line
+        self.problems = [(message, line), *more]
+
+
+def _raise_all(problems: list[tuple[str, int | None]]) -> None:
+    if problems:
+        raise _Invalid(problems[0][0], problems[0][1], problems[1:])
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     ids: list[tuple[str, str, int]] = field(default_factory=list)  # (id, path, line)
     defined_lists: frozenset[str] | None = None  # lists the config defines; None: don't warn
+    sources: SourceLines = field(default_factory=SourceLines)  # lines inside values
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -155,7 +164,8 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
             try:
                 values[key] = parse(doc[key], doc, path, ctx)
             except _Invalid as exc:
-                report(key, str(exc), exc.line)
+                for message, line in exc.problems:
+                    report(key, message, line)
             except _Reported:
                 pass
     if "sequence" in values:
@@ -239,21 +249,34 @@ def _duration(value: Any, *_: Any) -> float:
 
 def _condition(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _string(value)
-    _check_expression(text, "condition", doc, path, ctx)
+    place = Place(doc, "condition", text)
+    tree = _check_expression(text, "condition", place, path, ctx)
+    if tree is not None:
+        tokens = lint.Tokens(text)
+        for finding in lint.constant_operands(tree):
+            line = ctx.sources.line(path, place, tokens.offset(finding.anchor))
+            ctx.problems.append(Problem(str(path), line, "condition", finding.message,
+                                        finding.severity))
     return text
 
 
 def _group_by(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, ...]:
     expressions_ = _strings(value)
-    for text in expressions_:
-        _check_expression(text, "group_by", doc, path, ctx)
+    listed = isinstance(value, list)
+    for number, text in enumerate(expressions_):
+        _check_expression(text, "group_by", Place(doc, "group_by", text,
+                                                  item=number if listed else None), path, ctx)
     return expressions_
 
 
 def _summary(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _optional_string(value)
     for found in SUMMARY_FIELD.finditer(text):
-        _check_expression(found.group(1), "summary", doc, path, ctx)
+        _check_expression(found.group(1), "summary",
+                          Place(doc, "summary", text, found.start(1)), path, ctx)
+    stray = lint.stray_brace(SUMMARY_FIELD.sub("", text))
+    if stray:
+        raise _Invalid(f"{stray}: {text}")
     return text
 
 
@@ -269,17 +292,23 @@ def _outputs(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, 
 
 def _threshold(value: Any, doc: Located, path: Path, ctx: _Context) -> Threshold:
     settings = _settings(value, required={"count", "window"}, optional={"distinct"})
+    problems: list[tuple[str, int | None]] = []
     count = settings["count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise _Invalid(f"count must be a whole number >= 1, got {count!r}", _line(value, "count"))
+        problems.append((f"count must be a whole number >= 1, got {count!r}",
+                         _line(value, "count")))
     try:
         window = parse_duration(settings["window"])
     except ValueError as exc:
-        raise _Invalid(f"window: {exc}", _line(value, "window")) from None
+        problems.append((f"window: {exc}", _line(value, "window")))
     distinct = settings.get("distinct")
     if distinct is not None:
-        distinct = _string(distinct)
-        _check_expression(distinct, "threshold", doc, path, ctx)
+        try:
+            distinct = _string(distinct)
+            _check_expression(distinct, "threshold", doc, path, ctx)
+        except _Invalid as exc:
+            problems.append((f"distinct: {exc}", _line(value, "distinct")))
+    _raise_all(problems)
     return Threshold(count=count, window=window, distinct=distinct)
 
 
@@ -305,12 +334,15 @@ def _step_checks(doc: Located, path: Path, ctx: _Context, key: str) -> tuple[Any
     def report(message: str, line: int) -> None:
         ctx.problems.append(Problem(str(path), line, key, message))
 
-    def check(text: str, line: int) -> str | None:
-        try:
-            _check_expression(text, key, doc, path, ctx)
-        except _Invalid as exc:
-            return str(exc)
-        return None
+    def check(text: str, item: Any, prefix: str) -> bool:
+        """A step's condition, its problems at their own line in the step, under `key`."""
+        before = len(ctx.problems)
+        place = Place(item, "condition", text) if isinstance(item, Located) else doc
+        tree = _check_expression(text, "condition", place, path, ctx)
+        added = ctx.problems[before:]
+        ctx.problems[before:] = [replace(p, field=key, message=f"{prefix}: condition: "
+                                         f"{p.message}") for p in added]
+        return tree is not None and not any(p.severity == "error" for p in added)
 
     return check, report
 
@@ -318,13 +350,20 @@ def _step_checks(doc: Located, path: Path, ctx: _Context, key: str) -> tuple[Any
 def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSeen:
     settings = _settings(value, required={"value"}, optional={"remember", "learn"})
     expression = _string(settings["value"])
-    _check_expression(expression, "first_seen", doc, path, ctx)
-    try:
-        remember = parse_duration(settings.get("remember", "90d"))
-        learn = parse_duration(settings["learn"]) if settings.get("learn") else 0.0
-    except ValueError as exc:
-        raise _Invalid(str(exc)) from None
-    return FirstSeen(value=expression, remember=remember, learn=learn)
+    holder = value if isinstance(value, Located) else doc
+    _check_expression(expression, "first_seen",
+                      Place(holder, "value" if holder is value else "first_seen", expression),
+                      path, ctx)
+    problems: list[tuple[str, int | None]] = []
+    durations = {"remember": 0.0, "learn": 0.0}
+    for name, default in (("remember", "90d"), ("learn", None)):
+        try:
+            raw = settings.get(name, default)
+            durations[name] = parse_duration(raw) if raw else 0.0
+        except ValueError as exc:
+            problems.append((f"{name}: {exc}", _line(value, name)))
+    _raise_all(problems)
+    return FirstSeen(value=expression, remember=durations["remember"], learn=durations["learn"])
 
 
 def _settings(value: Any, required: set[str], optional: set[str]) -> dict[str, Any]:
@@ -332,11 +371,13 @@ def _settings(value: Any, required: set[str], optional: set[str]) -> dict[str, A
         raise _Invalid(f"expected a mapping with {', '.join(sorted(required))}")
     missing = required - value.keys()
     unknown = value.keys() - required - optional
+    problems: list[tuple[str, int | None]] = []
     if missing:
-        raise _Invalid(f"missing {', '.join(sorted(missing))}")
+        problems.append((f"missing {', '.join(sorted(missing))}", None))
     if unknown:
-        raise _Invalid(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                       _line(value, sorted(map(str, unknown))[0]))
+        problems.append((f"unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                         _line(value, sorted(map(str, unknown))[0])))
+    _raise_all(problems)
     return dict(value)
 
 
@@ -423,24 +464,41 @@ def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any]
     return tuple(plain(e) for e in events)
 
 
-def _check_expression(text: str, key: str, doc: Located, path: Path, ctx: _Context) -> None:
-    """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings."""
+def _check_expression(text: str, key: str, place: Place | Located, path: Path,
+                      ctx: _Context) -> expressions.Node | None:
+    """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings. Each
+    problem is reported on its own line, where it is in the expression. The syntax tree,
+    or None when the expression does not parse. `place` may be the mapping holding the
+    expression under `key` (then its line is found when `key` holds the text itself)."""
+    if not isinstance(place, Place):
+        place = Place(place, key, text)
+
+    def report(message: str, offset: int | None, severity: str = "error") -> None:
+        ctx.problems.append(Problem(str(path), ctx.sources.line(path, place, offset), key,
+                                    message, severity))
+
     try:
         tree = expressions.parse(text)
-    except ValueError as exc:
-        raise _Invalid(f"{exc}: {text}") from None
+    except expressions.ExpressionSyntaxError as exc:
+        report(f"{exc}: {text}", exc.offset)
+        return None
+    tokens = lint.Tokens(text)
     findings = expressions.check_functions(tree, ctx.functions, ctx.known_lists)
+    for finding in findings:
+        report(finding.message, tokens.offset(finding.anchor))
     if findings:
-        raise _Invalid("; ".join(f.message for f in findings))
+        return tree
     if ctx.defined_lists is not None:
         for name in sorted(expressions.list_names(tree) - ctx.defined_lists):
-            ctx.problems.append(Problem(str(path), doc.line_of(key), key,
-                                        f"list {name!r} is not defined in the config: it is "
-                                        "empty, which changes what this rule does", "warning"))
+            report(f"list {name!r} is not defined in the config: it is empty, which changes "
+                   "what this rule does", tokens.offset(("literal", name)), "warning")
     for field_path in expressions.root_field_paths(tree):
         message = unknown_field(field_path)
         if message:
-            ctx.problems.append(Problem(str(path), doc.line_of(key), key, message, "warning"))
+            token = tokens.find(("identifier", field_path[0]))
+            report(message + lint.field_hint(token),
+                   None if token is None else int(token["start"]), "warning")
+    return tree
 
 
 def _line(value: Any, key: str) -> int | None:

@@ -23,6 +23,7 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import Refs
 from engine.model import Alert, Match
+from engine.skips import Skips
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.stubs import Ref, Resolver, way_back
@@ -59,6 +60,7 @@ class ScanStats:
     unreadable: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     malformed_samples: list[str] = field(default_factory=list)
+    skips: Skips = field(default_factory=Skips)  # why, by reason, with the first origin
     span: list[float] | None = None  # [first, last] eventTime epoch, when a report wants them
     started: float = field(default_factory=time.perf_counter)
     elapsed: float = 0.0
@@ -219,5 +221,7 @@ def count_other(item: Item, stats: ScanStats) -> None:
             stats.malformed_samples.append(f"{item.origin}: {item.reason}")
     elif isinstance(item, ObjectRef):
         stats.skipped += 1  # a local scan has no S3 client; the daemon's sources fetch these
+        stats.skips.add(item)
     else:
         stats.skipped += 1
+        stats.skips.add(item)

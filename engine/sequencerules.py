@@ -5,9 +5,10 @@ the busy rules module only dispatches to them. Like every check there, these col
 problem with the line it is on (a step's own line, not the rule's), and never stop at the
 first: an author fixes a sequence in one round trip.
 
-The parsers are given two callbacks by engine.rules: `check(text, line)` for a JMESPath
-expression (syntax, functions, lists; it reports and returns False when it is wrong) and
-`report(message, line)` for anything else. (`check` returns the error, or None.)
+The parsers are given two callbacks by engine.rules: `check(text, step, prefix)` for a
+step's JMESPath condition (syntax, functions, lists: it reports each problem at its line in
+the step, after `prefix`, and returns False on an error) and `report(message, line)` for
+anything else.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ ABSENCE_KEYS = frozenset({"within"})
 # Keys a correlation rule cannot have beside it: their meaning would be ambiguous.
 EXCLUSIVE = ("threshold", "first_seen")
 
-Check = Callable[[str, int], str | None]
+Check = Callable[[str, Any, str], bool]
 Report = Callable[[str, int], None]
 
 
@@ -81,8 +82,7 @@ def _step(item: Any, number: int, last: bool, line: int, check: Check,
         report(f"{prefix}: condition: every step needs a condition",
                line_of(item, "condition", where))
         bad = True
-    elif (error := check(condition.strip(), line_of(item, "condition", where))) is not None:
-        report(f"{prefix}: condition: {error}", line_of(item, "condition", where))
+    elif not check(condition.strip(), item, prefix):
         bad = True
     count, absent = item.get("count", 1), item.get("absent", False)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:

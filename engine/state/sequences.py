@@ -142,12 +142,6 @@ def registry(changes: dict[str, tuple[float | None, float | None]]) -> Update:
     return change
 
 
-def read_registry(value: Value | None) -> Change:
-    """An Update that changes nothing and returns the registry's groups."""
-    groups = (value or {}).get("g", {})
-    return Change(value, NEVER if value is not None else 0.0, dict(groups))
-
-
 # --- placing one match ------------------------------------------------------------------
 
 def _place(value: Value, hit: Hit, index: int, chain: Chain, live: bool) -> list[Result]:
