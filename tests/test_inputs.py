@@ -105,12 +105,14 @@ def test_iter_paths_truncated_gzip_is_malformed_after_the_good_records() -> None
             str(log),
             "read failed: EOFError: Compressed file ended before the end-of-stream marker"
             " was reached",
+            unreadable=True,  # not fully readable: scan exits 1 (issue 15 §11)
         )
     ]
     lines = FIXTURES / "garbage" / "truncated-lines.jsonl.gz"
     *records, last = read(lines)
     assert 0 < len(records) < 600 and records == (RECORDS * 200)[: len(records)]
     assert isinstance(last, Malformed) and last.origin == str(lines) and "EOFError" in last.reason
+    assert last.unreadable
 
 
 def test_iter_paths_junk_and_empty_files() -> None:
@@ -139,7 +141,8 @@ def test_iter_paths_missing_path_and_dangling_symlink(tmp_path: Path) -> None:
 def test_iter_paths_read_error_is_malformed() -> None:
     """An error while reading (EIO here) is a Malformed, not an exception."""
     assert read("/proc/self/mem") == [
-        Malformed("/proc/self/mem", "read failed: OSError: Input/output error")
+        Malformed("/proc/self/mem", "read failed: OSError: Input/output error",
+                  unreadable=True)
     ]
 
 
