@@ -312,7 +312,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from engine.explain import explain
+    from engine.explain import explain_rule
     from engine.inputs import iter_paths
     from engine.setup import prepare, rules_of
 
@@ -327,7 +327,7 @@ def _explain(args: argparse.Namespace) -> int:
     for record in records[:10]:
         print(f"# {rule.id} on eventID {record.get('eventID', '-')} "
               f"({record.get('eventName', '-')})")
-        print("\n".join(explain(rule.condition, record, setup.functions)))
+        print("\n".join(explain_rule(rule, record, setup.functions)))
     return EXIT_OK
 
 

@@ -68,6 +68,7 @@ class CompiledRule:
     summary: tuple[SummaryPart, ...]
     first_seen: Compiled | None
     requires: dict[str, frozenset[str]]
+    distinct: Compiled | None = None  # threshold.distinct
 
     def group_key(self, record: Record) -> str | None:
         group_by = self.group_by
@@ -89,13 +90,18 @@ def compile_rule(rule: Rule, functions: jmespath.functions.Functions, engine: st
     def compiled(text: str) -> Compiled:
         return compile_expression(text, functions, engine)
 
+    # A sequence as a whole matches what any of its steps matches; its steps are indexed
+    # one by one (Evaluator.routes).
+    condition = rule.any_condition()
+    distinct = rule.threshold.distinct if rule.threshold else None
     return CompiledRule(
         rule=rule,
-        predicate=compiled(rule.condition),
+        predicate=compiled(condition),
         group_by=tuple(compiled(text) for text in rule.group_by),
         summary=_summary_parts(rule.summary, compiled),
         first_seen=compiled(rule.first_seen.value) if rule.first_seen else None,
-        requires=expressions.required_values(expressions.parse(rule.condition)),
+        requires=expressions.required_values(expressions.parse(condition)),
+        distinct=compiled(distinct) if distinct else None,
     )
 
 
@@ -127,6 +133,14 @@ class Evaluator:
         engine: str = "compiled",
     ) -> None:
         self.rules = tuple(compile_rule(rule, functions, engine) for rule in rules if rule.enabled)
+        # What records are routed to: each rule, but each step of a sequence on its own
+        # (a Rule with the sequence's id and `step` set), so that the index sends a record
+        # only to the steps that can match it and a match says which step it is.
+        self.routes = tuple(
+            route for compiled in self.rules for route in (
+                (compiled,) if compiled.rule.sequence is None else
+                tuple(compile_rule(step, functions, engine)
+                      for step in compiled.rule.step_rules())))
         self.engine = engine
         self.errors: Counter[str] = Counter()
         self.first_error: dict[str, str] = {}
@@ -147,7 +161,7 @@ class Evaluator:
             if len(self._candidates) >= _CACHE_LIMIT:
                 self._candidates.clear()
             found = self._candidates[key] = tuple(
-                compiled for compiled in self.rules if _can_match(compiled.requires, key)
+                compiled for compiled in self.routes if _can_match(compiled.requires, key)
             )
         return found
 
@@ -212,7 +226,7 @@ class Evaluator:
             if tree["type"] != "literal" or truthy(tree["value"]):
                 kept.append((compiled, tree))
         trees = [tree for _, tree in kept]
-        code_key = orjson.dumps([trees, [c.rule.id for c, _ in kept]])
+        code_key = orjson.dumps([trees, [(c.rule.id, c.rule.step) for c, _ in kept]])
         run = self._bucket_code.get(code_key)
         if run is None:
             outcomes = [(c.rule, [expressions.parse(text) for text in c.rule.group_by])

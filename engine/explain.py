@@ -25,6 +25,7 @@ import jmespath.functions
 from jmespath.visitor import Options, TreeInterpreter
 
 from engine import expressions
+from engine.model import Rule
 
 Node = Mapping[str, Any]
 _COMPARATORS = {"eq": "==", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
@@ -89,6 +90,22 @@ def explain(condition: str, record: Any, functions: jmespath.functions.Functions
         lines.append("=> MATCH" if _truthy(whole) else "=> NO MATCH")
     return lines
 
+
+
+def explain_rule(rule: Rule, record: Any, functions: jmespath.functions.Functions,
+                 engine: str = "compiled") -> list[str]:
+    """`explain` for a whole rule: its condition, or each step of a sequence part by part
+    (the sequence's own condition, a filter, is part of every step's)."""
+    if rule.sequence is None:
+        return explain(rule.condition, record, functions, engine)
+    lines = []
+    for step, routed in zip(rule.sequence.steps, rule.step_rules(), strict=True):
+        extra = (" (absent: must not happen)" if step.absent else "") + (
+            f" (count: {step.count})" if step.count > 1 else "")
+        lines.append(f"step {step.name}{extra}:")
+        lines.extend("  " + line for line in explain(routed.condition, record, functions,
+                                                     engine))
+    return lines
 
 def _compile(node: Node, functions: jmespath.functions.Functions, engine: str) -> Any:
     """What engine.evaluator.compile_expression builds for a condition, for any part of its

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from engine import jsonsafe
@@ -24,6 +24,7 @@ Record = dict[str, Any]
 class Threshold:
     count: int
     window: float  # seconds of eventTime
+    distinct: str | None = None  # JMESPath: count distinct non-null values, not matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,32 @@ class FirstSeen:
     value: str  # JMESPath expression whose result must be new for the group
     remember: float  # seconds a value stays known
     learn: float  # seconds from the first event during which values are only recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of a sequence: its own condition, how many distinct calls it needs, and
+    (last step only) whether it must NOT happen."""
+
+    name: str
+    condition: str
+    count: int = 1
+    absent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepSequence:
+    within: float  # seconds of eventTime from the first step's event to the last's
+    steps: tuple[Step, ...]
+
+    @property
+    def absent(self) -> bool:
+        return self.steps[-1].absent
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    within: float  # a group that matched, then no match for this long: one alert per gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +92,29 @@ class Rule:
     outputs: tuple[str, ...] | None = None
     tests: tuple[RuleTest, ...] = ()
     lines: Mapping[str, int] = field(default_factory=dict)  # field name -> line, for messages
+    sequence: StepSequence | None = None
+    absence: Absence | None = None
+    step: int = -1  # in a rule made by step_rules(): the index of its step
 
     @property
     def stateful(self) -> bool:
-        return bool(self.dedup or self.threshold or self.first_seen)
+        return bool(self.dedup or self.threshold or self.first_seen or self.sequence
+                    or self.absence)
+
+    def any_condition(self) -> str:
+        """The condition of whatever the rule can match: a sequence's is any of its steps'."""
+        if self.sequence is None:
+            return self.condition
+        return " || ".join(f"({step.condition})" for step in self.step_rules())
+
+    def step_rules(self) -> tuple[Rule, ...]:
+        """What the evaluator indexes: the rule itself, or for a sequence one rule per step,
+        each with the same id and its condition joined to the rule's filter, so that a
+        record is routed only to the steps that can match it."""
+        if self.sequence is None:
+            return (self,)
+        return tuple(replace(self, condition=_joined(self.condition, step.condition), step=n)
+                     for n, step in enumerate(self.sequence.steps))
 
     def where(self, field_name: str) -> str:
         """`path:line` of a field of this rule, for messages that point at the source."""
@@ -101,6 +147,7 @@ class Alert:
     account_ids: list[str] = field(default_factory=list)
     event_count: int = 1
     update: bool = False
+    steps: list[dict[str, Any]] | None = None  # a sequence's chain: name, event_id, event_time
 
     def to_dict(self) -> dict[str, Any]:
         rule = self.rule
@@ -121,8 +168,13 @@ class Alert:
             "region": self.event.get("awsRegion"),
             "detected_at": self.detected_at,
             **({"update": True} if self.update else {}),
+            **({"steps": self.steps} if self.steps is not None else {}),
             "event": self.event,
         }
+
+
+def _joined(condition: str, step: str) -> str:
+    return f"({condition}) && ({step})" if condition else step
 
 
 def alert_id_for(rule_id: str, group_key: str | None, anchor: str) -> str:

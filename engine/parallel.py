@@ -112,7 +112,7 @@ def _scan_file(path: str) -> Iterator[FileResult]:
     chunk's are its own, added when it is decided."""
     evaluator = _EVALUATOR
     assert evaluator is not None
-    index = {c.rule.id: n for n, c in enumerate(evaluator.rules)}
+    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
     refs: Refs = []
     items = iter(read_file(path, refs=refs))
     watermark, last = float("-inf"), False
@@ -136,7 +136,7 @@ def _scan_file(path: str) -> Iterator[FileResult]:
 
 
 def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
-                  index: dict[str, int], result: FileResult, watermark: float
+                  index: dict[tuple[str, int], int], result: FileResult, watermark: float
                   ) -> tuple[float, bool]:
     """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
     is done)."""
@@ -158,12 +158,12 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
                     back := way_back(item, ref)) is not None:  # the lane's values cross
                 get = item.get
                 kept.append((
-                    get("eventID"), epoch, watermark, index[rule.id], group,
+                    get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
                     get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                     back if type(back) is bytes else back[1]))
             else:
                 kept.append((item, epoch, watermark,
-                             [(index[rule.id], group) for rule, group in matches]))
+                             [(index[rule.id, rule.step], group) for rule, group in matches]))
         elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
             kept.append((event_id, epoch, watermark))
         if hits:
@@ -378,7 +378,7 @@ def _size(path: str) -> int:
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
                  emit: Callable[[Alert], None], stats: ScanStats,
                  suppressor: Suppressor | None = None) -> None:
-    rules = [c.rule for c in evaluator.rules]
+    rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
     stats.events += result.events
     stats.skipped += result.skipped
     stats.skips.merge(result.skips)

@@ -60,7 +60,7 @@ class Watch:
 
     @classmethod
     def of(cls, rule: Rule) -> Watch:
-        required = expressions.required_values(expressions.parse(rule.condition))
+        required = expressions.required_values(expressions.parse(rule.any_condition()))
         return cls(required.get("eventSource"), required.get("eventName"))
 
     def covers_codeartifact(self) -> bool:
@@ -94,6 +94,9 @@ def render(rules: Sequence[Rule]) -> str:
         "",
         *_coverage_section(ordered, watches),
     ]
+    correlation = _correlation_section(ordered)
+    if correlation:
+        lines += ["", *correlation]
     unknown = _unknown_names(ordered, watches)
     if unknown:
         lines += ["", *unknown]
@@ -145,6 +148,38 @@ def _coverage_section(rules: Sequence[Rule], watches: dict[str, Watch]) -> list[
         lines += ["", f"Every action is also watched by: {every}."]
     lines += ["", "| action | kind | rules |", "|---|---|---|", *rows]
     return lines
+
+
+def _correlation_section(rules: Sequence[Rule]) -> list[str]:
+    """The rules that correlate several records (SPEC §8): what each waits for."""
+    rows = []
+    for rule in rules:
+        if rule.sequence is not None:
+            steps = " -> ".join(
+                ("no " if step.absent else "") + f"`{step.name}`"
+                + (f" x{step.count}" if step.count > 1 else "") for step in rule.sequence.steps)
+            rows.append(f"| `{rule.id}` | sequence within {_span(rule.sequence.within)} | "
+                        f"{steps} |")
+        elif rule.absence is not None:
+            rows.append(f"| `{rule.id}` | absence | no match for "
+                        f"{_span(rule.absence.within)} after the group's last |")
+        elif rule.threshold is not None and rule.threshold.distinct:
+            rows.append(f"| `{rule.id}` | distinct count | {rule.threshold.count} distinct "
+                        f"`{_cell(rule.threshold.distinct)}` within "
+                        f"{_span(rule.threshold.window)} |")
+    if not rows:
+        return []
+    return ["## Correlation rules", "",
+            "Rules that alert on several records of one group (`sequence`, `absence`, "
+            "`threshold.distinct`), keyed by `group_by`, on eventTime.", "",
+            "| id | kind | waits for |", "|---|---|---|", *rows]
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _unknown_names(rules: Sequence[Rule], watches: dict[str, Watch]) -> list[str]:

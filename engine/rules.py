@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import jmespath.functions
 import orjson
 import yaml
 
-from engine import expressions, lint
+from engine import expressions, lint, sequencerules
 from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
@@ -31,9 +31,14 @@ REQUIRED = ("id", "title", "severity", "condition")
 KNOWN_KEYS = frozenset({
     "id", "title", "severity", "description", "enabled", "tags", "condition", "group_by",
     "dedup", "threshold", "first_seen", "summary", "runbook", "references", "outputs", "tests",
+    "sequence", "absence",
 })
 TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts",
                        "lists", "suppressions"})
+
+
+class _Reported(Exception):
+    """A field's problems were already reported, each at its own line."""
 
 
 class _Invalid(Exception):
@@ -150,8 +155,9 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
         if key not in KNOWN_KEYS:
             report(str(key), f"unknown key (known keys: {', '.join(sorted(KNOWN_KEYS))})")
     for key in REQUIRED:
-        if key not in doc:
-            report(key, "required field is missing")
+        if key not in doc and not (key == "condition" and ("sequence" in doc or "absence" in doc)):
+            report(key, "required field is missing")  # a sequence's steps are its condition
+    sequencerules.check_combination(doc, report)
     values: dict[str, Any] = {}
     for key, parse in _FIELDS.items():
         if key in doc:
@@ -160,6 +166,10 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
             except _Invalid as exc:
                 for message, line in exc.problems:
                     report(key, message, line)
+            except _Reported:
+                pass
+    if "sequence" in values:
+        values.setdefault("condition", "")
     if len([p for p in ctx.problems if p.severity == "error"]) > before or not all(
         k in values for k in REQUIRED
     ):
@@ -280,8 +290,8 @@ def _outputs(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, 
     return names
 
 
-def _threshold(value: Any, *_: Any) -> Threshold:
-    settings = _settings(value, required={"count", "window"}, optional=set())
+def _threshold(value: Any, doc: Located, path: Path, ctx: _Context) -> Threshold:
+    settings = _settings(value, required={"count", "window"}, optional={"distinct"})
     problems: list[tuple[str, int | None]] = []
     count = settings["count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -291,8 +301,50 @@ def _threshold(value: Any, *_: Any) -> Threshold:
         window = parse_duration(settings["window"])
     except ValueError as exc:
         problems.append((f"window: {exc}", _line(value, "window")))
+    distinct = settings.get("distinct")
+    if distinct is not None:
+        try:
+            distinct = _string(distinct)
+            _check_expression(distinct, "threshold", doc, path, ctx)
+        except _Invalid as exc:
+            problems.append((f"distinct: {exc}", _line(value, "distinct")))
     _raise_all(problems)
-    return Threshold(count=count, window=window)
+    return Threshold(count=count, window=window, distinct=distinct)
+
+
+def _sequence(value: Any, doc: Located, path: Path, ctx: _Context) -> Any:
+    check, report = _step_checks(doc, path, ctx, "sequence")
+    parsed = sequencerules.parse_sequence(value, doc.line_of("sequence"), check, report)
+    if parsed is None:
+        raise _Reported
+    return parsed
+
+
+def _absence(value: Any, doc: Located, path: Path, ctx: _Context) -> Any:
+    _, report = _step_checks(doc, path, ctx, "absence")
+    parsed = sequencerules.parse_absence(value, doc.line_of("absence"), report)
+    if parsed is None:
+        raise _Reported
+    return parsed
+
+
+def _step_checks(doc: Located, path: Path, ctx: _Context, key: str) -> tuple[Any, Any]:
+    """engine.sequencerules' callbacks: problems at their own line, under `key`."""
+
+    def report(message: str, line: int) -> None:
+        ctx.problems.append(Problem(str(path), line, key, message))
+
+    def check(text: str, item: Any, prefix: str) -> bool:
+        """A step's condition, its problems at their own line in the step, under `key`."""
+        before = len(ctx.problems)
+        place = Place(item, "condition", text) if isinstance(item, Located) else doc
+        tree = _check_expression(text, "condition", place, path, ctx)
+        added = ctx.problems[before:]
+        ctx.problems[before:] = [replace(p, field=key, message=f"{prefix}: condition: "
+                                         f"{p.message}") for p in added]
+        return tree is not None and not any(p.severity == "error" for p in added)
+
+    return check, report
 
 
 def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSeen:
@@ -462,5 +514,5 @@ _FIELDS: dict[str, Callable[[Any, Located, Path, _Context], Any]] = {
     "enabled": _boolean, "tags": _strings, "condition": _condition, "group_by": _group_by,
     "dedup": _duration, "threshold": _threshold, "first_seen": _first_seen,
     "summary": _summary, "runbook": _optional_string, "references": _strings,
-    "outputs": _outputs, "tests": _tests,
+    "outputs": _outputs, "tests": _tests, "sequence": _sequence, "absence": _absence,
 }

@@ -10,6 +10,7 @@ compare the alerts with memory's.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +319,60 @@ def test_sqlite_purge_makes_nothing_durable_before_commit(tmp_path: Path) -> Non
     first.commit()
     with open_store(url) as after:
         assert after.get("k") == {"v": 1}
+
+
+# --- correlation rules (SPEC §8) ---
+
+def _correlation_rules() -> list[Any]:
+    from tests.support.correlation import (
+        publish_then_delete,
+        published_not_deleted,
+        silence_rule,
+    )
+
+    distinct = make_rule("repos", threshold=(3, "10m"))
+    distinct = dataclasses.replace(distinct, threshold=dataclasses.replace(
+        distinct.threshold, distinct="requestParameters.repositoryName"))
+    return [publish_then_delete(rule_id="pd", dedup="20m"), published_not_deleted(rule_id="pn"),
+            silence_rule("40m"), distinct]
+
+
+def _correlation_timeline() -> list[dict[str, Any]]:
+    from tests.support.correlation import call, copies_of
+
+    timeline = [call(0, "PublishPackageVersion"), *copies_of(call(3, "DeletePackageVersions"),
+                                                             ("111111111111", "222222222222")),
+                call(5, "PublishPackageVersion", package="kept"),
+                call(10, "PublishPackageVersion", package="gone"),
+                call(12, "DeletePackageVersions", package="gone")]
+    for n, name in enumerate(("a", "b", "b", "c", "d")):
+        record = read(20 + n, who="eve")
+        record["requestParameters"]["repositoryName"] = name
+        timeline.append(record)
+    timeline += [read(30), read(150, recipientAccountId="999999999999")]
+    return timeline
+
+
+def test_backend_decides_correlation_rules_exactly_like_memory(url: str) -> None:
+    """Sequences (with copies and dedup), absent steps, absence and distinct counts give
+    memory's alerts on every backend."""
+    rules, timeline = _correlation_rules(), _correlation_timeline()
+    expected = scan(rules, copy.deepcopy(timeline))
+    assert {a.rule.id for a in expected} == {"pd", "pn", "silent", "repos"}
+    with open_store(url) as store:
+        got = scan(rules, copy.deepcopy(timeline), store=store)
+    assert views(got) == views(expected)
+
+
+def test_backend_fires_a_deadline_registered_by_an_earlier_run(persistent_url: str) -> None:
+    """A publish (and a group's last match) in one run, the next hours in another: the
+    absent step and the absence gap fire in the second run, from the store's registry."""
+    from tests.support.correlation import call, published_not_deleted, silence_rule
+
+    rules = [published_not_deleted(rule_id="pn"), silence_rule("40m")]
+    with open_store(persistent_url) as store:
+        assert scan(rules, [call(0, "PublishPackageVersion"), call(1, "ListPackages")],
+                    store=store) == []
+    with open_store(persistent_url) as store:
+        alerts = scan(rules, [read(90, recipientAccountId="999999999999")], store=store)
+    assert sorted(a.rule.id for a in alerts) == ["pn", "silent"]

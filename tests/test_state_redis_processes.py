@@ -102,3 +102,61 @@ def test_two_scan_commands_on_one_redis_raise_one_threshold_alert(
     assert max(a["event_count"] for a in lines) == 300
     events = [int(err.split(b" events")[0].split()[-1].replace(b",", b"")) for _, err in outputs]
     assert sum(events) == len(records)  # every record evaluated by exactly one of the two
+
+
+def _chains() -> list[dict[str, Any]]:
+    """40 packages published one a minute: 30 deleted a minute later (a chain each for
+    publish-then-delete), 10 never deleted (an absent step each)."""
+    from tests.support.correlation import call
+
+    records = []
+    for n in range(40):
+        records.append(call(n, "PublishPackageVersion", package=f"p{n}"))
+        if n < 30:
+            records.append(call(n + 1, "DeletePackageVersions", package=f"p{n}"))
+        records.extend(read(n + k / 10, who=f"dev{k}") for k in range(5))
+    return records
+
+
+def _live_chain_worker(url: str, records: list[dict[str, Any]], barrier: Any, out: Any) -> None:
+    import engine.scan
+    from engine.decide import new_decider
+    from engine.scan import run_scan
+    from engine.state import open_store
+    from tests.support.correlation import publish_then_delete, published_not_deleted
+    from tests.support.state import evaluator
+
+    engine.scan.BATCH = 4  # small batches: the two processes interleave record by record
+    rules = evaluator([publish_then_delete(rule_id="pd"), published_not_deleted(rule_id="pn")])
+    alerts: list[dict[str, Any]] = []
+    with open_store(url) as store:
+        decider = new_decider(rules, 900.0, store, mode="live")
+        barrier.wait()
+        stats = run_scan(records, rules, decider, lambda a: alerts.append(a.to_dict()))
+        # both daemons' wall clocks pass every deadline: each group is settled by both
+        alerts.extend(a.to_dict() for a in decider.tick(2_000_000_000.0))
+    out.put((stats.events, alerts))
+
+
+def test_two_live_processes_on_one_redis_raise_one_alert_per_chain(redis_url: str) -> None:
+    """Two daemons, one Redis, the same records: one alert for each of the 30 chains and for
+    each of the 10 absent steps, though each chain's calls were split between them and both
+    settled every deadline."""
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(2), context.Queue()
+    records = _chains()
+    workers = [context.Process(target=_live_chain_worker,
+                               args=(redis_url, records, barrier, out)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    (events_one, alerts_one), (events_two, alerts_two) = out.get(timeout=60), out.get(timeout=60)
+    for worker in workers:
+        worker.join(10)
+    assert events_one > 0 and events_two > 0
+    assert events_one + events_two == len(records)
+    opened = [a for a in alerts_one + alerts_two if not a.get("update")]
+    by_rule = {rule: sorted(a["group_key"] for a in opened if a["rule_id"] == rule)
+               for rule in ("pd", "pn")}
+    assert by_rule["pd"] == sorted(f"p{n}" for n in range(30))
+    assert by_rule["pn"] == sorted(f"p{n}" for n in range(30, 40))
+    assert all(len(a["steps"]) == (2 if a["rule_id"] == "pd" else 1) for a in opened)

@@ -52,6 +52,7 @@ from engine.suppressor import Suppressor, suppressor_for
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
+TICK_EVERY = 1.0  # seconds between wall-clock ticks: deadlines fire while nothing arrives
 KEEPALIVE_ITEMS = 50_000  # items read from one delivery between two lease extensions
 # Malformed items of one delivery logged one by one; the rest are counted in one line. A 4 KB
 # gzip of 2M `1` lines wrote 517 MB of dead-letter log; the metric still counts every one.
@@ -112,7 +113,7 @@ class Runner:
             self._pollers.append(thread)
         log.info("trailguard running", extra={"count": len(self.pipeline.evaluator.rules)})
         self._recover()  # first: alerts a killed predecessor committed but did not hand on
-        next_housekeeping = 0.0
+        next_housekeeping = next_tick = 0.0
         while not self.stopping.is_set() or not self.handed.empty():
             try:
                 source, delivery = self.handed.get(timeout=0.5)
@@ -120,6 +121,9 @@ class Runner:
                 source = None
             if source is not None:
                 self.process(delivery)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + TICK_EVERY
+                self._tick()
             if time.monotonic() >= next_housekeeping:
                 self._housekeeping()
                 next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
@@ -319,6 +323,25 @@ class Runner:
             self.metrics.alerts.labels(rule=alert.rule.id).inc()
             log.info("alert %s: %s", alert.rule.id, alert.summary, extra=context)
         self._raised = []
+
+    def _tick(self) -> None:
+        """Time passes on the wall clock too: an absent step or an absence gap whose deadline
+        is behind the wall clock minus the lateness fires now, not at the next record. Its
+        changes and alerts commit together, as a delivery's do; a commit that lost a race
+        (another daemon settled the same group) is dropped, and the next tick starts again
+        from what that daemon committed."""
+        try:
+            self._deliver(self.pipeline.decider.tick(time.time()))
+            self.handoff.commit()
+        except Conflict as exc:
+            log.info("clock tick: %s", exc)
+            self._abort()
+            return
+        except StateError as exc:
+            log.error("state store failed on the clock tick: %s", exc)
+            self._abort()
+            return
+        self._committed()
 
     # --- rules -------------------------------------------------------------------------
 

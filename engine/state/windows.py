@@ -48,6 +48,7 @@ class Policy:
     quiet: float = 0.0  # dedup window (after a threshold: the quiet period); 0: one per call
     keep: float = 3600.0  # how long a closed window stays for late folds and copies
     margin: float = 0.0  # how far behind the newest match a match may still be decided
+    distinct: bool = False  # threshold.distinct: count distinct values, not matches
 
 
 @dataclass(slots=True)
@@ -63,6 +64,8 @@ class Hit:
     account: str | None
     record: Record
     summarise: Callable[[Record], str]
+    step: int = -1  # the sequence step it matched (engine.state.sequences)
+    distinct: str | None = None  # threshold.distinct's value, as text
 
 
 def open_window(hit: Hit, alert_id: str, lo: float, end: float) -> Window:
@@ -178,7 +181,11 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
                 append_new(entry[2], hit.event_id)
                 append_new(entry[3], hit.account)
                 return COUNTED
+    if policy.distinct and hit.distinct is None:
+        return COUNTED  # only non-null values are counted (SPEC §8)
     entry = pending_entry(hit.t, hit.call, hit.event_id, hit.account)
+    if policy.distinct:
+        entry.append(hit.distinct)
     if not pending or order(pending[-1]) <= order(entry):
         pending.append(entry)  # the usual case: matches are decided in eventTime order
         at = len(pending) - 1
@@ -191,6 +198,11 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     if cut:
         del pending[:cut]
         at -= cut
+    if policy.distinct:
+        span = _distinct_run(pending, at, policy) if at >= 0 else None
+        if span is None:
+            return COUNTED
+        return _fire(group, pending[span[0]:span[1] + 1], hit, policy, live)
     run = _run_through(pending, at, policy) if at >= 0 else None
     if run is None:
         return COUNTED
@@ -227,6 +239,28 @@ def _run_through(pending: list[list[Any]], at: int, policy: Policy) -> int | Non
     for i in range(max(0, at - count + 1), min(at, len(pending) - count) + 1):
         if pending[i + count - 1][0] - pending[i][0] < policy.window:
             return i
+    return None
+
+
+def _distinct_run(pending: list[list[Any]], at: int, policy: Policy) -> tuple[int, int] | None:
+    """threshold.distinct: the first span [i, j] through index `at`, less than `window`
+    long, holding `count` distinct values; the shortest such span ending at the earliest j.
+
+    As for _run_through, spans without `at` were checked when their own last match came.
+    """
+    newest = pending[at][0]
+    for j in range(at, len(pending)):
+        if pending[j][0] - newest >= policy.window:
+            break
+        values: set[Any] = set()
+        for i in range(j, -1, -1):
+            if pending[j][0] - pending[i][0] >= policy.window:
+                break
+            values.add(pending[i][4])
+            if len(values) >= policy.count:
+                if i <= at:
+                    return i, j
+                break
     return None
 
 
