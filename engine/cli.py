@@ -196,14 +196,9 @@ def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
 
 
 def _total_bytes(paths: list[str]) -> int:
-    total = 0
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            total += path.stat().st_size
-        elif path.is_dir():
-            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return total
+    from engine.walk import total_bytes
+
+    return total_bytes(paths)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -102,9 +102,10 @@ def sort_in_memory(items: Iterable[Item]) -> Iterator[Item]:
         yield item
 
 
-def external_sort(items: Iterable[Item], run_records: int = RUN_RECORDS) -> Iterator[Item]:
-    """`items` sorted stably on eventTime through sorted runs in temporary files; what is not
-    a record is yielded at once (it decides nothing)."""
+def external_sort(items: Iterable[Item], run_records: int | None = None) -> Iterator[Item]:
+    """`items` sorted stably on eventTime through sorted runs (RUN_RECORDS) in temporary
+    files; what is not a record is yielded at once (it decides nothing)."""
+    run_records = run_records or RUN_RECORDS
     runs: list[IO[bytes]] = []
     try:
         run: list[tuple[float, int, Item]] = []

@@ -9,11 +9,11 @@ order; ties by file name, then path, so the same files named in any order read a
 
 Memory: an organisation trail (``AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/``) holds
 millions of files, but within one account-region the date folders and the stamps are already
-in time order. A directory whose subdirectories all have digit names (year, month, day) is
-therefore read as the concatenation of their walks, one at a time; any other directory's
-children (accounts, regions, paths named on the command line) are merged by key, lazily
-(heapq.merge). The walk holds one directory listing per account-region and one pending
-entry per stream, not the archive's paths.
+in time order. A directory whose subdirectories all have date-part names (``YYYY``, ``MM``,
+``DD``; an account id has 12 digits) is therefore read as the concatenation of their walks,
+one at a time; any other directory's children (accounts, regions, paths named on the
+command line) are merged by key, lazily (heapq.merge). The walk holds one directory listing
+per account-region and one pending entry per stream, not the archive's paths.
 
 Across files the order is by key, not record by record: a file's records are sorted when it
 is read (engine.order), and the records of files delivered in the same minute from different
@@ -29,6 +29,7 @@ without permission) is reported with its path, first, and the rest is still walk
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import os
@@ -47,6 +48,7 @@ STDIN = "-"
 Entry = str | Malformed | Skipped  # what walk() gives: a file to read, or why not
 Keyed = tuple[float, str, str, int, Entry]  # (time key, file name, path, tie, entry)
 FIRST = float("-inf")  # the key of what is read first: problems met, pipes, files without time
+_DATE_PART = re.compile(r"\d{4}|\d{1,2}")  # YYYY, MM, DD; not a 12-digit account id
 _STAMP = re.compile(r"_(\d{8}T\d{4})Z(?:_|\.|$)")
 # "eventTime": "..." in a record, or \"eventTime\":\"...\" inside lookup-events' JSON strings
 EVENT_TIME = re.compile(rb'"eventTime\\?"\s*:\s*\\?"([0-9][0-9T:.+\-Z ]{9,34})')
@@ -186,7 +188,7 @@ def _directory(path: str, info: os.stat_result, seen: set[tuple[int, int]]) -> I
             files.append((FIRST, entry.name, entry.path, next(_TIES), kind))
     files.sort()
     del entries
-    if folders and all(os.path.basename(f).isdigit() for f in folders):
+    if folders and all(_DATE_PART.fullmatch(os.path.basename(f)) for f in folders):
         # YYYY/MM/DD: one folder after another, each walked only when the last is done
         yield from heapq.merge(files, _chained(folders, seen))
     else:
@@ -223,6 +225,20 @@ def _not_a_file(path: str) -> Malformed | Skipped:
 
 def _name(entry: os.DirEntry[str]) -> str:
     return entry.name
+
+
+def total_bytes(paths: Sequence[str]) -> int:
+    """The bytes on disk of the files under `paths`, for the progress bar: a directory at a
+    time (Path.rglob held every path of the tree: +10 MB RSS for 16,000 files)."""
+    total = 0
+    for path in paths:
+        if os.path.isfile(path):
+            total += os.path.getsize(path)
+        for folder, _, names in os.walk(path):
+            for name in names:
+                with contextlib.suppress(OSError):  # gone, or a dangling symlink
+                    total += os.stat(os.path.join(folder, name)).st_size
+    return total
 
 
 def describe(exc: BaseException) -> str:
