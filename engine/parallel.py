@@ -4,11 +4,12 @@ Choice: merge, not partition. The parent forks N - 1 workers (so they share the 
 rules); each process, the parent too, takes the next file nobody has taken, reads it and
 evaluates every condition, keeping the records that matched, each with its matches and the
 watermark its file had reached (and of the others, only their eventIDs). The parent decides
-the files' results in the same order a single process reads the files: it drops repeated
-eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
-single process would have. The decider therefore sees the same matches in the same order
-against the same watermark, and the alerts are identical to one worker's, stateful rules
-included; no group's state is split between processes.
+the files' results in the same order a single process reads the files (engine.walk's
+eventTime order; each file's records sorted by engine.order in whichever process reads it):
+it drops repeated eventIDs and offers the matches to the one decider, advancing the
+watermark exactly where a single process would have. The decider therefore sees the same
+matches in the same order against the same watermark, and the alerts are identical to one
+worker's, stateful rules included; no group's state is split between processes.
 
 The parent scans a file itself only when the result it must decide next is not ready, so the
 work balances itself: deciding is serial, and N processes on N cores never wait on a third
@@ -21,6 +22,9 @@ input. A record whose one match is a threshold-lane rule's is sent as the values
 takes (Decider.hold), in one flat tuple - the few fields it counts with, and where the record
 is in its file - and the parent reads the whole record back from the file only if the general
 path needs it (a run completes, a match is late): rarely.
+
+The files come from engine.walk lazily; they are taken WINDOW_FILES at a time, the workers
+forked for each window, so an archive of millions of files is never a list in memory.
 
 Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
 matches uncounted, as one process would. One difference is left: a rule that fails on a
