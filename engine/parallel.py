@@ -48,7 +48,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.decide import Decider
@@ -56,6 +56,7 @@ from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
+from engine.merge import Merge
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted
 from engine.state import StateStore
@@ -190,9 +191,12 @@ def parallel_scan(
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
     decider.resolve = Resolver()
+    merge = Merge(lambda items: _decide_file(FileResult(records=items), evaluator, decider,
+                                             store, emit, stats))
     entries = iter(files)
     while window := list(itertools.islice(entries, WINDOW_FILES)):
-        _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes)
+        _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes, merge)
+    merge.close()
     for alert in decider.flush():
         emit_counted(alert, emit, stats)
     store.commit()
@@ -202,8 +206,9 @@ def parallel_scan(
 
 def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
                  store: StateStore, emit: Callable[[Alert], None], stats: ScanStats,
-                 on_bytes: ByteCounter | None) -> None:
-    """Decide `files` in their order, scanned by `workers` processes (see parallel_scan)."""
+                 on_bytes: ByteCounter | None, merge: Merge) -> None:
+    """Decide `files` in their order, their records merged in eventTime order
+    (engine.merge), scanned by `workers` processes (see parallel_scan)."""
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
     pool: dict[int, _Worker] = {}
@@ -228,8 +233,10 @@ def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, dec
                             (later := claims.take(PARENT, AHEAD_BYTES)) is not None):
                         ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
-            for result in chunks:
-                _decide_file(result, evaluator, decider, store, emit, stats)
+            for result in chunks:  # its counts now; its records as the merge releases them
+                _decide_file(replace(result, records=[], last_epoch=float("-inf")),
+                             evaluator, decider, store, emit, stats)
+                merge.add(result.records, result.last_epoch, result.path)
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True

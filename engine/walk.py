@@ -15,11 +15,9 @@ one at a time; any other directory's children (accounts, regions, paths named on
 command line) are merged by key, lazily (heapq.merge). The walk holds one directory listing
 per account-region and one pending entry per stream, not the archive's paths.
 
-Across files the order is by key, not record by record: a file's records are sorted when it
-is read (engine.order), and the records of files delivered in the same minute from different
-prefixes interleave by at most a file's span (CloudTrail: about 5 minutes), which the
-decider's reorder buffer absorbs (allowed_lateness, default 15 minutes). A file whose records
-span more than allowed_lateness while others overlap it yields late records, counted as such.
+A file's records are sorted when it is read (engine.order), and the deciding process merges
+the records of the files open at once (engine.merge): files of different account-regions
+overlap by their span (CloudTrail: about 5 minutes; an hourly export: an hour).
 
 Stdin (``-``) and pipes cannot be read ahead: stdin stays where it is named (the paths on
 either side are ordered among themselves), and a pipe named on the command line is read

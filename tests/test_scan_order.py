@@ -34,6 +34,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     records = all_records(made)
     (root / "sorted.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     (root / "lookup.json").write_bytes(lookup_events(records))
+    write_archive(root / "hourly", made, minutes=60)
     (root / "rules.yml").write_text(RULES)
     reference = _scan(root, str(root / "sorted.jsonl"))
     return {"root": root, "files": [str(f) for f in files], "reference": reference}
@@ -62,6 +63,14 @@ def test_scan_order_directory_gives_the_time_ordered_alerts(archive: dict[str, A
     """The archive walked as a directory (one account-region at a time on disk)."""
     root = archive["root"]
     assert _scan(root, str(root / "archive"), workers=workers) == archive["reference"]
+
+
+def test_scan_order_hourly_files_are_merged_record_by_record(archive: dict[str, Any]) -> None:
+    """Log files of an hour each (an export): read one file after another, a file's first
+    records would trail the previous file's newest by up to an hour; the deciding process
+    merges the open files' records (engine.merge)."""
+    root = archive["root"]
+    assert _scan(root, str(root / "hourly"), workers="2") == archive["reference"]
 
 
 def test_scan_order_shuffled_file_arguments_give_the_time_ordered_alerts(

@@ -93,15 +93,16 @@ def timeline(hours: int = 6, seed: int = 16) -> dict[tuple[str, str], list[dict[
 Timeline = dict[tuple[str, str], list[dict[str, Any]]]
 
 
-def write_archive(root: Path, made: Timeline, hours: int = 6, seed: int = 16) -> list[Path]:
-    """`made` (a timeline()) as CloudTrail log files under `root`; their paths, in path
-    order."""
+def write_archive(root: Path, made: Timeline, hours: int = 6, seed: int = 16,
+                  minutes: int = FILE_MINUTES) -> list[Path]:
+    """`made` (a timeline()) as log files of `minutes` each under `root`; their paths, in
+    path order."""
     rng = random.Random(seed)
     paths = []
     for (account, region), records in made.items():
-        for n in range(hours * 60 // FILE_MINUTES):
-            stamp = START + timedelta(minutes=(n + 1) * FILE_MINUTES)
-            low = (stamp - timedelta(minutes=FILE_MINUTES)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for n in range(hours * 60 // minutes):
+            stamp = START + timedelta(minutes=(n + 1) * minutes)
+            low = (stamp - timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%SZ")
             high = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
             inside = [r for r in records if low <= r["eventTime"] < high]
             if not inside:
