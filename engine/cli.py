@@ -56,7 +56,15 @@ def _parser() -> argparse.ArgumentParser:
     scan = _command(sub, "scan", "evaluate rules over files, directories or stdin", _scan)
     scan.add_argument("paths", nargs="*", metavar="PATH", help="files, directories, or - for stdin")
     scan.add_argument("--state", help="state URL (memory://, sqlite:///PATH, redis://HOST:PORT/DB)")
-    scan.add_argument("--format", choices=("jsonl", "text"), default="jsonl")
+    scan.add_argument("--format", choices=("jsonl", "text"), default=None,
+                      help="the format of alerts on stdout (default jsonl), also for the "
+                           "config's stdout outputs")
+    scan.add_argument("--dry-run", action="store_true",
+                      help="the config's rules, lists and suppressions, but alerts go to stdout "
+                           "only and nothing is written to its state (memory:// unless --state)")
+    scan.add_argument("--report", metavar="FILE.json|FILE.html",
+                      help="write what the rules would have done: per rule and day, top groups, "
+                           "suppressions")
     scan.add_argument("--engine", choices=ENGINES, default="compiled",
                       help="how conditions run: compiled to Python, or jmespath's interpreter")
     scan.add_argument("--workers", type=int, default=None, metavar="N",
@@ -78,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_delivery.register(sub)
     cli_daemon.register(sub)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of a rule file (for editors)",
+                            description="Print the JSON Schema (draft 2020-12) of a rule "
+                                        "document, for YAML language servers.")
+    schema.set_defaults(command=_schema)
 
     docs = _command(sub, "docs", "write the rule catalogue and API coverage (docs/rules.md)", _docs)
     docs.add_argument("--output", default="-", help="file to write, or - for stdout")
@@ -104,41 +117,58 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.inputs import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
     from engine.report import Progress, summary
-    from engine.scan import run_scan, tune_gc
+    from engine.scan import ScanStats, run_scan, tune_gc
     from engine.setup import prepare, rules_of
     from engine.state import open_store
+    from engine.stdout import guard
+    from engine.suppressor import suppressor_for
 
     tune_gc()
+    stdout = guard()  # `scan ... | head`: a reader that stops is normal, not a failure
+    if args.report:
+        from engine.backtest import Backtest, check_target, write_report
+
+        check_target(args.report)
     setup = prepare(args.config, args.rules)
     paths = _scan_paths(args.paths, setup.config.sources)
     ruleset = rules_of(setup)
     evaluator = Evaluator(ruleset.rules, setup.functions, args.engine)
+    suppressor = suppressor_for(setup.config, setup.functions, ruleset.rules, args.engine)
     lateness = setup.config.allowed_lateness
-    state_url = args.state or setup.config.state or "memory://"
+    state_url = args.state or ("memory://" if args.dry_run else setup.config.state) or "memory://"
     progress = Progress(_total_bytes(paths))
-    sink = _AlertSink(setup.config, state_url, args.format)
+    sink = _AlertSink(setup.config, state_url, args.format, deliver=not args.dry_run)
+    backtest = Backtest() if args.report else None
+    send = backtest.wrap(sink.send) if backtest else sink.send
     # The cores: N processes, the deciding parent among them, so none waits for a core. On
     # 2 cores, 2 give about 2x one with the pack + 200 rules, stateful or not
     # (bench/throughput.py (f)); on many cores the parent's serial deciding is the limit.
     # Files are scanned a file at a time, then decided, even by one process: 10% faster than
     # record by record. Stdin is read record by record, so alerts come as it flows.
     workers = args.workers or os.cpu_count() or 1
+    stats = ScanStats(span=[float("inf"), float("-inf")] if backtest else None)
     try:
         with open_store(state_url) as store:
             decider = new_decider(evaluator, lateness, store)
             if STDIN not in paths:  # files in eventTime order, walked lazily (SPEC §7)
-                stats = parallel_scan(walk(paths), workers, evaluator, decider, store, sink.send,
-                                      on_bytes=progress.advance)
+                stats = parallel_scan(walk(paths), workers, evaluator, decider, store, send,
+                                      stats, on_bytes=progress.advance, suppressor=suppressor)
             else:
                 refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
-                                 evaluator, decider, sink.send, refs=refs)
+                                 evaluator, decider, send, stats=stats, refs=refs,
+                                 suppressor=suppressor)
     except StateError as exc:
         raise ConfigError(str(exc), "--state") from exc
     finally:
         progress.close()  # before anything else is written to stderr
         left = sink.close()
-    print(summary(stats, evaluator, decider.late, lateness), file=sys.stderr)
+    print(summary(stats, evaluator, decider.late, lateness, suppressor), file=sys.stderr)
+    if stdout.gone:
+        print("trailguard: stdout was closed by its reader: alerts after that were not written",
+              file=sys.stderr)
+    if backtest:
+        write_report(args.report, backtest.build(stats, evaluator, suppressor))
     if left:
         print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
               "trailguard outbox list|retry -c CONFIG", file=sys.stderr)
@@ -146,20 +176,28 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 class _AlertSink:
-    """Where scan's alerts go: the config's outputs and routes, else JSON lines on stdout."""
+    """Where scan's alerts go: the config's outputs and routes (unless a dry run), else stdout.
 
-    def __init__(self, config: Config, state_url: str, text_format: str) -> None:
-        self.format = text_format
+    `--format`, when given, is the format of stdout either way: the config's stdout
+    outputs write in it too."""
+
+    def __init__(self, config: Config, state_url: str, text_format: str | None,
+                 deliver: bool = True) -> None:
+        self.format = text_format or "jsonl"
         self.out = sys.stdout.buffer
         self.dispatcher = None
-        if config.outputs:
+        if config.outputs and deliver:
             from engine.outputs import build_dispatcher
 
+            if text_format:
+                config = _stdout_format(config, text_format)
             self.dispatcher = build_dispatcher(config, state_url)
 
     def send(self, alert: Alert) -> None:
         if self.dispatcher is not None:
             self.dispatcher.send(alert)
+        elif getattr(self.out, "gone", False):  # engine.stdout: the reader stopped reading,
+            raise BrokenPipeError  # and stdout is where every alert goes: stop, quietly
         elif self.format == "text":
             from engine.report import alert_text
 
@@ -176,6 +214,14 @@ class _AlertSink:
         for line in report.lines():
             print(f"trailguard: {line}", file=sys.stderr)
         return int(report.left)
+
+
+def _stdout_format(config: Config, text_format: str) -> Config:
+    from dataclasses import replace
+
+    outputs = {name: {**settings, "format": text_format} if settings.get("type") == "stdout"
+               else settings for name, settings in config.outputs.items()}
+    return replace(config, outputs=outputs)
 
 
 def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
@@ -209,10 +255,14 @@ def _validate(args: argparse.Namespace) -> int:
         from engine.outputs import check_delivery_config
 
         check_delivery_config(setup.config)  # outputs and routes, found before the first alert
-    ruleset = rules_of(setup)
-    _print_problems(list(ruleset.warnings))
-    print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files: no errors, "
-          f"{len(ruleset.warnings)} warnings", file=sys.stderr)
+    from engine.suppressions import validate_with_rules
+
+    ruleset, suppressions = validate_with_rules(setup, rules_of)
+    warnings = sorted(ruleset.warnings + suppressions.warnings, key=lambda p: (p.path, p.line))
+    _print_problems(warnings)
+    counted = f", {len(suppressions.suppressions)} suppressions" if suppressions.files else ""
+    print(f"{len(ruleset.rules)} rules in {len(ruleset.files)} files{counted}: no errors, "
+          f"{len(warnings)} warnings", file=sys.stderr)
     return EXIT_OK
 
 
@@ -227,12 +277,14 @@ def _print_problems(problems: Sequence[object]) -> None:
 def _test(args: argparse.Namespace) -> int:
     from engine.ruletest import run_tests
     from engine.setup import prepare, rules_of
+    from engine.suppressions import load_for
 
     setup = prepare(args.config, args.rules)
     ruleset = rules_of(setup)
+    suppressions = load_for(setup.config, setup.functions, ruleset.rules).suppressions
     passed = failed = 0
     for outcome in run_tests(ruleset.rules, setup.functions, args.pattern, args.engine,
-                             setup.config.allowed_lateness):
+                             setup.config.allowed_lateness, suppressions):
         if outcome.passed:
             passed += 1
         else:
@@ -260,6 +312,13 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"# {rule.id} on eventID {record.get('eventID', '-')} "
               f"({record.get('eventName', '-')})")
         print("\n".join(explain(rule.condition, record, setup.functions)))
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from engine.schema import rule_schema
+
+    sys.stdout.write(orjson.dumps(rule_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return EXIT_OK
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+import threading
 from typing import Any
 
 from engine.errors import ConfigError
@@ -24,7 +24,36 @@ def register(sub: Any) -> None:
                                       "(default: the config's server.listen, else 127.0.0.1:9090)")
     run.add_argument("--engine", choices=("compiled", "interpreted"), default="compiled")
     run.add_argument("--log-format", choices=("json", "text"), default="json")
-    run.set_defaults(command=_run)
+    run.set_defaults(command=_logged)
+
+
+def _logged(args: argparse.Namespace) -> int:
+    """`_run`, with every line on stderr a log line (JSON unless --log-format text), errors
+    at start included: a log pipeline must not meet a plain-text line."""
+    from engine import logs
+    from engine.errors import RuleError
+
+    logs.configure(json_lines=args.log_format == "json")
+    threading.excepthook = _thread_died
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        log.error("config error: %s", exc)
+        return 2
+    except RuleError as exc:
+        for problem in exc.problems:
+            log.error("rule error: %s", problem)
+        return 1
+    except Exception:  # a bug: its traceback as a log line too, not plain text
+        log.exception("trailguard stopped on an unexpected error")
+        return 1
+
+
+def _thread_died(hook: Any) -> None:
+    if hook.exc_type is not SystemExit:
+        log.error("thread %s stopped on an unexpected error",
+                  getattr(hook.thread, "name", "?"),
+                  exc_info=(hook.exc_type, hook.exc_value, hook.exc_traceback))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -63,8 +92,8 @@ def _run(args: argparse.Namespace) -> int:
     server = serve(str(listen), metrics.registry, runner.readiness,
                    lambda: not runner.stopping.is_set())
     host, port = server.server_address[:2]
-    log.info("serving /healthz /readyz /metrics on %s:%s", host, port)
-    print(f"trailguard: listening on {host}:{port}", file=sys.stderr, flush=True)
+    # a log line like every other: tests and scripts find the port by `listening on HOST:PORT`
+    log.info("listening on %s:%s (/healthz /readyz /metrics)", host, port)
     runner.install_signals()
     try:
         return runner.run()

@@ -24,7 +24,7 @@ from engine.functions import WELL_KNOWN_LISTS
 from engine.yamlio import Located, error_line, load_documents, plain
 
 TOP_LEVEL = frozenset({"rules", "lists", "state", "allowed_lateness", "sources", "outputs",
-                       "routes", "server"})
+                       "routes", "server", "suppressions"})
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_LATENESS = 15 * 60.0
 
@@ -41,6 +41,7 @@ class Config:
     routes: tuple[Mapping[str, Any], ...] = ()
     server: Mapping[str, Any] = field(default_factory=dict)
     lines: Mapping[str, int] = field(default_factory=dict)
+    suppressions: tuple[str, ...] = ()  # files or directories, like rules (engine.suppressions)
 
     @property
     def known_lists(self) -> frozenset[str]:
@@ -87,6 +88,7 @@ def _build(path: Path, doc: Located, raw: Any) -> Config:
         routes=tuple(_mappings(raw.get("routes") or [], "routes", at)),
         server=dict(raw.get("server") or {}),
         lines={str(k): doc.line_of(str(k)) for k in doc},
+        suppressions=_rule_paths(raw.get("suppressions", []), base, at, "suppressions"),
     )
 
 
@@ -112,8 +114,8 @@ def _relative(base: Path, target: str) -> Path:
     return candidate if candidate.is_absolute() else base / candidate
 
 
-def _rule_paths(value: Any, base: Path, at: Any) -> tuple[str, ...]:
-    return tuple(str(_relative(base, item)) for item in _string_list(value, "rules", at))
+def _rule_paths(value: Any, base: Path, at: Any, key: str = "rules") -> tuple[str, ...]:
+    return tuple(str(_relative(base, item)) for item in _string_list(value, key, at))
 
 
 def _string_list(value: Any, key: str, at: Any) -> list[str]:

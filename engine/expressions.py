@@ -32,14 +32,27 @@ _PARSER = Parser()
 class Finding:
     message: str
     severity: str = "error"  # or "warning"
+    # (token type, value) of what the finding is about, so a message can point at its line:
+    # ("identifier", name) for a field or function name, ("literal", value) for a literal
+    anchor: tuple[str, Any] | None = None
+
+
+class ExpressionSyntaxError(ValueError):
+    """jmespath's own message; `offset` is where in the expression, when jmespath knows."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 def parse(expression: str) -> Node:
-    """The syntax tree of `expression`; raises ValueError with jmespath's own message."""
+    """The syntax tree of `expression`; raises ExpressionSyntaxError (a ValueError)."""
     try:
         return _PARSER.parse(expression).parsed
     except jmespath.exceptions.JMESPathError as exc:
-        raise ValueError(_syntax_message(exc)) from None
+        offset = getattr(exc, "lex_position", None)
+        raise ExpressionSyntaxError(_syntax_message(exc),
+                                    offset if isinstance(offset, int) else None) from None
 
 
 def _syntax_message(exc: jmespath.exceptions.JMESPathError) -> str:
@@ -75,12 +88,13 @@ def check_functions(
             continue
         name, args = node["value"], node["children"]
         if name not in functions.FUNCTION_TABLE:
-            findings.append(Finding(f"unknown function {name!r}"))
+            findings.append(Finding(f"unknown function {name!r}", anchor=("identifier", name)))
             continue
         expected, variadic = arity(functions, name)
         if len(args) < expected or (len(args) > expected and not variadic):
             wanted = f"at least {expected}" if variadic else str(expected)
-            findings.append(Finding(f"{name}() takes {wanted} argument(s), got {len(args)}"))
+            findings.append(Finding(f"{name}() takes {wanted} argument(s), got {len(args)}",
+                                    anchor=("identifier", name)))
             continue
         findings.extend(_check_list_argument(name, args, known_lists))
     return findings
@@ -93,12 +107,14 @@ def _check_list_argument(name: str, args: list[Node], known: frozenset[str]) -> 
     arg = args[position]
     if arg["type"] != "literal":
         if name == "list":
-            return [Finding("list() takes a list name as a string literal: list('ci_roles')")]
+            return [Finding("list() takes a list name as a string literal: list('ci_roles')",
+                            anchor=("identifier", name))]
         return []  # ip_in/in_list also accept a literal or computed list of values
     value = arg["value"]
     if isinstance(value, str) and value not in known:
         hint = ", ".join(sorted(known)) or "none defined"
-        return [Finding(f"unknown list {value!r} in {name}() (known lists: {hint})")]
+        return [Finding(f"unknown list {value!r} in {name}() (known lists: {hint})",
+                        anchor=("literal", value))]
     return []
 
 

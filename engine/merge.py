@@ -40,32 +40,36 @@ MAX_OPEN = 256  # files open at once: past this, the earliest record is decided 
 BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
 LANE_ITEM = 9  # the length of a threshold-lane item, whose last field is its way back
 Items = list[tuple[Any, ...]]
-Decide = Callable[[Items], None]
+Hits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
+Decide = Callable[[Items, Hits], None]
 
 
 class Merge:
     """Feed it each result's items in file order (`add`), then `close`; it calls `decide`
-    with batches of items in eventTime order."""
+    with batches of items in eventTime order, and the suppressed matches of those items."""
 
     def __init__(self, decide: Decide) -> None:
         self._decide = decide
-        self._heap: list[tuple[float, int, tuple[Any, ...], Iterator[tuple[Any, ...]], str]] = []
+        self._heap: list[tuple[float, int, tuple[Any, ...], Any, Iterator[Any], str]] = []
         self._ties = itertools.count()
         self._watermark = float("-inf")
         self._span = SPAN
         self._out: Items = []
+        self._hits: Hits = []
 
-    def add(self, items: Items, last_epoch: float, path: str) -> None:
-        """One file's (or one chunk's) items, sorted on eventTime, and the newest eventTime
-        it reached; then decide what no later file can precede."""
+    def add(self, items: Items, last_epoch: float, path: str,
+            hits: dict[int, Any] | None = None) -> None:
+        """One file's (or one chunk's) items, sorted on eventTime, the newest eventTime it
+        reached, and its suppressed matches by item index; then decide what no later file
+        can precede."""
         if last_epoch > float("-inf"):
             items = [*items, (None, last_epoch, last_epoch)]  # the file's watermark, at its end
-        run = iter(items)
-        first = next(run, None)
+        run = ((item, hits.get(n) if hits else None) for n, item in enumerate(items))
+        first, hit = next(run, (None, None))
         if first is None:
             return
         key = _key(first)
-        heapq.heappush(self._heap, (key, next(self._ties), first, run, path))
+        heapq.heappush(self._heap, (key, next(self._ties), first, hit, run, path))
         stamp = name_stamp(os.path.basename(path))
         if stamp is None:  # walked by its earliest eventTime: nothing later comes before it
             self._release(key)
@@ -84,28 +88,31 @@ class Merge:
     def _release(self, upto: float, most: int | None = None) -> None:
         """Hand on, in order, every item whose key is at most `upto` (with `most`: until that
         many files have closed)."""
-        heap, out = self._heap, self._out
+        heap = self._heap
         closed = 0
         while heap and heap[0][0] <= upto:
-            key, _, item, run, path = heap[0]
-            out.append(_rewrite(item, self._watermark, path))
+            key, _, item, hit, run, path = heap[0]
+            if hit:
+                self._hits.append((len(self._out), hit))
+            self._out.append(_rewrite(item, self._watermark, path))
             if key > self._watermark:
                 self._watermark = key
-            following = next(run, None)
+            following, hit = next(run, (None, None))
             if following is None:
                 heapq.heappop(heap)
                 closed += 1
                 if most is not None and closed >= most:
                     return
             else:
-                heapq.heapreplace(heap, (_key(following), next(self._ties), following, run, path))
-            if len(out) >= BATCH:
+                heapq.heapreplace(heap, (_key(following), next(self._ties), following, hit, run,
+                                         path))
+            if len(self._out) >= BATCH:
                 self._flush()
 
     def _flush(self) -> None:
         if self._out:
-            out, self._out = self._out, []
-            self._decide(out)
+            out, hits, self._out, self._hits = self._out, self._hits, [], []
+            self._decide(out, hits)
 
 
 def _key(item: tuple[Any, ...]) -> float:

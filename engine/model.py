@@ -41,6 +41,7 @@ class RuleTest:
     expect: bool | None = None  # single-event tests
     expect_alerts: int | None = None  # stateful scenarios
     lists: Mapping[str, tuple[str, ...]] | None = None  # overrides the config's lists
+    suppressions: tuple[Any, ...] | None = None  # engine.suppressions; replace the config's
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,11 @@ from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
 from engine.merge import Merge
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted
+from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
+from engine.skips import Skips
 from engine.state import StateStore
 from engine.stubs import Resolver, stub_of, way_back
+from engine.suppressor import Hit, Suppressor
 
 PARENT = 1  # the process that decides; workers are 2, 3, ... (see _Claims)
 AHEAD_FILES = 4  # files the parent scans ahead of their turn while a worker's is not ready
@@ -80,6 +82,7 @@ UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
+_SUPPRESSOR: Suppressor | None = None  # set in the parent before forking, like _EVALUATOR
 
 
 @dataclass
@@ -101,10 +104,15 @@ class FileResult:
     last_epoch: float = float("-inf")
     malformed: list[tuple[str, bool]] = field(default_factory=list)  # (line, unreadable)
     skipped: int = 0
+    skips: Skips = field(default_factory=Skips)
     matches: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     first_error: dict[str, str] = field(default_factory=dict)
     last: bool = True  # False: more of the file follows, in the next result
+    # Suppressed matches, as (index in `records` of their record, or -1 when the record was
+    # not kept, [(rule id, suppression id)]): counted by the parent unless a repeat.
+    suppressed: list[tuple[int, list[Hit]]] = field(default_factory=list)
+    suppression_errors: Counter[str] = field(default_factory=Counter)
 
 
 def _scan_file(path: str) -> Iterator[FileResult]:
@@ -122,12 +130,17 @@ def _scan_file(path: str) -> Iterator[FileResult]:
         result = FileResult(path=path)
         counts = evaluator.matches, evaluator.errors, evaluator.first_error
         evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+        failed = _SUPPRESSOR.errors if _SUPPRESSOR else None  # as the evaluator's, the same way
+        if _SUPPRESSOR:
+            _SUPPRESSOR.errors = result.suppression_errors
         try:
             watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
         finally:
             result.matches, result.errors = evaluator.matches, evaluator.errors
             result.first_error = evaluator.first_error
             evaluator.matches, evaluator.errors, evaluator.first_error = counts
+            if _SUPPRESSOR and failed is not None:
+                _SUPPRESSOR.errors = failed
         result.last_epoch, result.last = watermark, last
         yield result
 
@@ -146,6 +159,9 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
         result.events += 1
         epoch = event_epoch(item)
         matches = evaluator.matched(item)
+        hits, at = None, len(kept)
+        if matches and _SUPPRESSOR is not None:
+            matches, hits = _SUPPRESSOR.split(item, matches)
         if matches:
             rule, group = matches[0]
             if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
@@ -160,6 +176,8 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
                              [(index[rule.id], group) for rule, group in matches]))
         elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
             kept.append((event_id, epoch, watermark))
+        if hits:
+            result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
             watermark = epoch
         if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
@@ -172,30 +190,36 @@ def _note(item: Any, result: FileResult) -> None:
         result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable))
     else:
         result.skipped += 1  # Skipped, or an S3 reference a local scan cannot fetch
+        result.skips.add(item)
         del item
 
 
 def parallel_scan(
     files: Iterable[Entry], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
-    on_bytes: ByteCounter | None = None,
+    on_bytes: ByteCounter | None = None, suppressor: Suppressor | None = None,
 ) -> ScanStats:
     """Scan `files` (engine.walk: paths in time order, and what could not be read on the
     way) on `workers` processes, this one included; alerts as a single process would emit
     them. The files are taken WINDOW_FILES at a time, the workers forked anew for each
     window, so that an archive of millions of files is never held as a list.
 
-    `on_bytes` hears each file's size once its matches are decided (the progress bar)."""
-    global _EVALUATOR, _LANE
+    `on_bytes` hears each file's size once its matches are decided (the progress bar).
+    `suppressor` drops suppressed matches where the record is read (the whole record is
+    there for its conditions); they are counted here, where repeats are known."""
+    global _EVALUATOR, _LANE, _SUPPRESSOR
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
+    _SUPPRESSOR = suppressor
     decider.resolve = Resolver()
-    merge = Merge(lambda items: _decide_file(FileResult(records=items), evaluator, decider,
-                                             store, emit, stats))
+    merge = Merge(lambda items, hits: _decide_file(
+        FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,
+        suppressor))
     entries = iter(files)
     while window := list(itertools.islice(entries, WINDOW_FILES)):
-        _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes, merge)
+        _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes, merge,
+                     suppressor)
     merge.close()
     for alert in decider.flush():
         emit_counted(alert, emit, stats)
@@ -206,7 +230,8 @@ def parallel_scan(
 
 def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
                  store: StateStore, emit: Callable[[Alert], None], stats: ScanStats,
-                 on_bytes: ByteCounter | None, merge: Merge) -> None:
+                 on_bytes: ByteCounter | None, merge: Merge,
+                 suppressor: Suppressor | None) -> None:
     """Decide `files` in their order, their records merged in eventTime order
     (engine.merge), scanned by `workers` processes (see parallel_scan)."""
     sizes = [_size(path) if type(path) is str else 0 for path in files]
@@ -234,9 +259,11 @@ def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, dec
                         ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
             for result in chunks:  # its counts now; its records as the merge releases them
-                _decide_file(replace(result, records=[], last_epoch=float("-inf")),
-                             evaluator, decider, store, emit, stats)
-                merge.add(result.records, result.last_epoch, result.path)
+                _decide_file(replace(result, records=[], last_epoch=float("-inf"), suppressed=[
+                    (at, hits) for at, hits in result.suppressed if at == -1]),
+                    evaluator, decider, store, emit, stats, suppressor)
+                merge.add(result.records, result.last_epoch, result.path,
+                          {at: hits for at, hits in result.suppressed if at >= 0})
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True
@@ -381,10 +408,12 @@ def _size(path: str) -> int:
 
 
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
-                 emit: Callable[[Alert], None], stats: ScanStats) -> None:
+                 emit: Callable[[Alert], None], stats: ScanStats,
+                 suppressor: Suppressor | None = None) -> None:
     rules = [c.rule for c in evaluator.rules]
     stats.events += result.events
     stats.skipped += result.skipped
+    stats.skips.merge(result.skips)
     for line, unreadable in result.malformed:
         stats.malformed += 1
         stats.unreadable += unreadable
@@ -412,17 +441,29 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if result.last_epoch > newest:
         claims.append((None, result.last_epoch))
     seen = store.seen_events(claims)
+    if stats.span is not None:
+        note_span(stats.span, (epoch for _, epoch in claims))
     repeats = [seen[n] for n in claimed]
     hold, offer = decider.hold, decider.offer
-    for item, repeat in zip(records, repeats, strict=True):
+    suppressed = dict(result.suppressed)
+    if suppressor:
+        suppressor.errors.update(result.suppression_errors)
+    if suppressor and -1 in suppressed:  # records without an eventID: never repeats
+        suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
+    for n, (item, repeat) in enumerate(zip(records, repeats, strict=True)):
+        hits = suppressed.get(n) if suppressed else None
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
+            if hits:
+                evaluator.matches.subtract(rule_id for rule_id, _ in hits)
             if len(item) == LANE_ITEM:
                 evaluator.matches[rules[item[3]].id] -= 1
             elif len(item) == GENERAL_ITEM:
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
+        if hits and suppressor:
+            suppressor.count(hits)
         epoch, before = item[1], item[2]
         if before > decider.watermark:  # where a single process would have advanced
             for alert in decider.advance(before):

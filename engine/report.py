@@ -9,6 +9,7 @@ from typing import TextIO
 from engine.evaluator import Evaluator
 from engine.model import Alert
 from engine.scan import ScanStats
+from engine.suppressor import Suppressor
 
 
 class Progress:
@@ -37,8 +38,17 @@ class Progress:
             self.stream.flush()
 
 
+LATE_EXPLAINED = (
+    "        Late matches were still evaluated and can alert; only their order differs: each",
+    "        was decided when it arrived, not in eventTime order, so a dedup, threshold or",
+    "        first_seen rule may fold or count it differently than a time-ordered scan would.",
+    "        Input that is not in time order (files named out of order, a shuffled or",
+    "        newest-first document) causes this. More: docs/state.md, \"Order and lateness\".",
+)
+
+
 def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
-            lateness: float = 0.0) -> str:
+            lateness: float = 0.0, suppressor: Suppressor | None = None) -> str:
     """The counts a person needs to trust a scan. `late_matches`: matches that arrived more
     than `lateness` seconds of event time behind the newest record, so were decided on
     arrival, where sorted input might have decided them otherwise (docs/state.md S22)."""
@@ -55,9 +65,13 @@ def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
         for rule_id in rule_ids:
             lines.append(f"  {rule_id:<{width}}  {evaluator.matches[rule_id]:>8,}  "
                          f"{stats.alerts[rule_id]:>7,}  {evaluator.errors[rule_id]:>7,}")
+    lines.extend(f"  {line}" for line in stats.skips.lines())
     if late_matches:
         lines.append(f"  late: {late_matches:,} matches arrived more than {lateness:g}s of event "
                      "time behind newer records (allowed_lateness): decided on arrival")
+        lines.extend(LATE_EXPLAINED)
+    if suppressor:
+        lines.extend(suppressed_lines(suppressor))
     for rule_id, message in sorted(evaluator.first_error.items()):
         lines.append(f"  rule error: {rule_id}: {message}")
     for sample in stats.malformed_samples:
@@ -65,6 +79,19 @@ def summary(stats: ScanStats, evaluator: Evaluator, late_matches: int = 0,
     if stats.malformed > len(stats.malformed_samples):
         lines.append(f"  ... and {stats.malformed - len(stats.malformed_samples):,} more malformed")
     return "\n".join(lines)
+
+
+def suppressed_lines(suppressor: Suppressor) -> list[str]:
+    """One line per suppression: what it silenced, and whether it still can."""
+    now = suppressor.clock()
+    lines = []
+    for s in suppressor.suppressions:
+        state = "EXPIRED" if now >= s.expires_at else "expires"
+        errors = suppressor.errors[s.id]
+        lines.append(f"  suppressed: {s.id}: {suppressor.by_suppression[s.id]:,} matches "
+                     f"({state} {s.expires}, owner {s.owner})"
+                     + (f"; its condition failed on {errors:,} records" if errors else ""))
+    return lines
 
 
 def alert_text(alert: Alert) -> str:

@@ -18,12 +18,12 @@ import jmespath.functions
 import orjson
 import yaml
 
-from engine import expressions
+from engine import expressions, lint
 from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
 from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold
-from engine.yamlio import Located, error_line, load_documents, plain
+from engine.yamlio import Located, Place, SourceLines, error_line, load_documents, plain
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUMMARY_FIELD = re.compile(r"\{([^{}]+)\}")
@@ -33,15 +33,23 @@ KNOWN_KEYS = frozenset({
     "dedup", "threshold", "first_seen", "summary", "runbook", "references", "outputs", "tests",
 })
 TEST_KEYS = frozenset({"name", "event", "event_file", "events", "expect", "expect_alerts",
-                       "lists"})
+                       "lists", "suppressions"})
 
 
 class _Invalid(Exception):
-    """A field's value is wrong; carries the message and, optionally, a more precise line."""
+    """A field's value is wrong; carries the message and, optionally, a more precise line,
+    and `more` problems of the same field: all are reported, not just the first."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None,
+                 more: Sequence[tuple[str, int | None]] = ()) -> None:
         super().__init__(message)
         self.line = line
+        self.problems = [(message, line), *more]
+
+
+def _raise_all(problems: list[tuple[str, int | None]]) -> None:
+    if problems:
+        raise _Invalid(problems[0][0], problems[0][1], problems[1:])
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class _Context:
     problems: list[Problem] = field(default_factory=list)
     ids: list[tuple[str, str, int]] = field(default_factory=list)  # (id, path, line)
     defined_lists: frozenset[str] | None = None  # lists the config defines; None: don't warn
+    sources: SourceLines = field(default_factory=SourceLines)  # lines inside values
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -149,7 +158,8 @@ def _build_rule(path: Path, doc: Located, ctx: _Context) -> Rule | None:
             try:
                 values[key] = parse(doc[key], doc, path, ctx)
             except _Invalid as exc:
-                report(key, str(exc), exc.line)
+                for message, line in exc.problems:
+                    report(key, message, line)
     if len([p for p in ctx.problems if p.severity == "error"]) > before or not all(
         k in values for k in REQUIRED
     ):
@@ -229,21 +239,34 @@ def _duration(value: Any, *_: Any) -> float:
 
 def _condition(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _string(value)
-    _check_expression(text, "condition", doc, path, ctx)
+    place = Place(doc, "condition", text)
+    tree = _check_expression(text, "condition", place, path, ctx)
+    if tree is not None:
+        tokens = lint.Tokens(text)
+        for finding in lint.constant_operands(tree):
+            line = ctx.sources.line(path, place, tokens.offset(finding.anchor))
+            ctx.problems.append(Problem(str(path), line, "condition", finding.message,
+                                        finding.severity))
     return text
 
 
 def _group_by(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, ...]:
     expressions_ = _strings(value)
-    for text in expressions_:
-        _check_expression(text, "group_by", doc, path, ctx)
+    listed = isinstance(value, list)
+    for number, text in enumerate(expressions_):
+        _check_expression(text, "group_by", Place(doc, "group_by", text,
+                                                  item=number if listed else None), path, ctx)
     return expressions_
 
 
 def _summary(value: Any, doc: Located, path: Path, ctx: _Context) -> str:
     text = _optional_string(value)
     for found in SUMMARY_FIELD.finditer(text):
-        _check_expression(found.group(1), "summary", doc, path, ctx)
+        _check_expression(found.group(1), "summary",
+                          Place(doc, "summary", text, found.start(1)), path, ctx)
+    stray = lint.stray_brace(SUMMARY_FIELD.sub("", text))
+    if stray:
+        raise _Invalid(f"{stray}: {text}")
     return text
 
 
@@ -259,26 +282,36 @@ def _outputs(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[str, 
 
 def _threshold(value: Any, *_: Any) -> Threshold:
     settings = _settings(value, required={"count", "window"}, optional=set())
+    problems: list[tuple[str, int | None]] = []
     count = settings["count"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise _Invalid(f"count must be a whole number >= 1, got {count!r}", _line(value, "count"))
+        problems.append((f"count must be a whole number >= 1, got {count!r}",
+                         _line(value, "count")))
     try:
         window = parse_duration(settings["window"])
     except ValueError as exc:
-        raise _Invalid(f"window: {exc}", _line(value, "window")) from None
+        problems.append((f"window: {exc}", _line(value, "window")))
+    _raise_all(problems)
     return Threshold(count=count, window=window)
 
 
 def _first_seen(value: Any, doc: Located, path: Path, ctx: _Context) -> FirstSeen:
     settings = _settings(value, required={"value"}, optional={"remember", "learn"})
     expression = _string(settings["value"])
-    _check_expression(expression, "first_seen", doc, path, ctx)
-    try:
-        remember = parse_duration(settings.get("remember", "90d"))
-        learn = parse_duration(settings["learn"]) if settings.get("learn") else 0.0
-    except ValueError as exc:
-        raise _Invalid(str(exc)) from None
-    return FirstSeen(value=expression, remember=remember, learn=learn)
+    holder = value if isinstance(value, Located) else doc
+    _check_expression(expression, "first_seen",
+                      Place(holder, "value" if holder is value else "first_seen", expression),
+                      path, ctx)
+    problems: list[tuple[str, int | None]] = []
+    durations = {"remember": 0.0, "learn": 0.0}
+    for name, default in (("remember", "90d"), ("learn", None)):
+        try:
+            raw = settings.get(name, default)
+            durations[name] = parse_duration(raw) if raw else 0.0
+        except ValueError as exc:
+            problems.append((f"{name}: {exc}", _line(value, name)))
+    _raise_all(problems)
+    return FirstSeen(value=expression, remember=durations["remember"], learn=durations["learn"])
 
 
 def _settings(value: Any, required: set[str], optional: set[str]) -> dict[str, Any]:
@@ -286,11 +319,13 @@ def _settings(value: Any, required: set[str], optional: set[str]) -> dict[str, A
         raise _Invalid(f"expected a mapping with {', '.join(sorted(required))}")
     missing = required - value.keys()
     unknown = value.keys() - required - optional
+    problems: list[tuple[str, int | None]] = []
     if missing:
-        raise _Invalid(f"missing {', '.join(sorted(missing))}")
+        problems.append((f"missing {', '.join(sorted(missing))}", None))
     if unknown:
-        raise _Invalid(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}",
-                       _line(value, sorted(map(str, unknown))[0]))
+        problems.append((f"unknown key(s) {', '.join(sorted(map(str, unknown)))}",
+                         _line(value, sorted(map(str, unknown))[0])))
+    _raise_all(problems)
     return dict(value)
 
 
@@ -300,7 +335,7 @@ def _tests(value: Any, doc: Located, path: Path, ctx: _Context) -> tuple[RuleTes
     tests = []
     for number, item in enumerate(value, 1):
         try:
-            tests.append(_one_test(item, number, path))
+            tests.append(_test_suppressions(_one_test(item, number, path), item, doc, path, ctx))
         except _Invalid as exc:
             line = exc.line or (item.line if isinstance(item, Located) else doc.line_of("tests"))
             ctx.problems.append(Problem(str(path), line, "tests", f"test {number}: {exc}"))
@@ -328,6 +363,24 @@ def _one_test(item: Any, number: int, path: Path) -> RuleTest:
     name = item.get("name") or f"test {number}"
     return RuleTest(name=str(name), line=item.line, events=events, expect=expect,
                     expect_alerts=expect_alerts, lists=_test_lists(item))
+
+
+def _test_suppressions(test: RuleTest, item: Located, doc: Located, path: Path,
+                       ctx: _Context) -> RuleTest:
+    """A test's own `suppressions:` (engine.suppressions), like its `lists:`: they replace
+    the config's for that test; `rules:` defaults to the rule under test. Their expiry is not
+    warned about: a test may check that an expired suppression does nothing."""
+    if "suppressions" not in item:
+        return test
+    from dataclasses import replace
+
+    from engine.suppressions import parse_entries
+
+    rule_id = doc.get("id") if isinstance(doc.get("id"), str) else ""
+    found, problems = parse_entries(item["suppressions"], str(path), ctx.functions,
+                                    ctx.known_lists, {rule_id}, (rule_id,))
+    ctx.problems.extend(p for p in problems if p.field != "expires" or p.severity == "error")
+    return replace(test, suppressions=tuple(found))
 
 
 def _test_lists(item: Located) -> dict[str, tuple[str, ...]] | None:
@@ -359,24 +412,41 @@ def _test_events(item: Located, source: str, path: Path) -> tuple[dict[str, Any]
     return tuple(plain(e) for e in events)
 
 
-def _check_expression(text: str, key: str, doc: Located, path: Path, ctx: _Context) -> None:
-    """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings."""
+def _check_expression(text: str, key: str, place: Place | Located, path: Path,
+                      ctx: _Context) -> expressions.Node | None:
+    """Syntax, functions and lists are errors; unknown CloudTrail fields are warnings. Each
+    problem is reported on its own line, where it is in the expression. The syntax tree,
+    or None when the expression does not parse. `place` may be the mapping holding the
+    expression under `key` (then its line is found when `key` holds the text itself)."""
+    if not isinstance(place, Place):
+        place = Place(place, key, text)
+
+    def report(message: str, offset: int | None, severity: str = "error") -> None:
+        ctx.problems.append(Problem(str(path), ctx.sources.line(path, place, offset), key,
+                                    message, severity))
+
     try:
         tree = expressions.parse(text)
-    except ValueError as exc:
-        raise _Invalid(f"{exc}: {text}") from None
+    except expressions.ExpressionSyntaxError as exc:
+        report(f"{exc}: {text}", exc.offset)
+        return None
+    tokens = lint.Tokens(text)
     findings = expressions.check_functions(tree, ctx.functions, ctx.known_lists)
+    for finding in findings:
+        report(finding.message, tokens.offset(finding.anchor))
     if findings:
-        raise _Invalid("; ".join(f.message for f in findings))
+        return tree
     if ctx.defined_lists is not None:
         for name in sorted(expressions.list_names(tree) - ctx.defined_lists):
-            ctx.problems.append(Problem(str(path), doc.line_of(key), key,
-                                        f"list {name!r} is not defined in the config: it is "
-                                        "empty, which changes what this rule does", "warning"))
+            report(f"list {name!r} is not defined in the config: it is empty, which changes "
+                   "what this rule does", tokens.offset(("literal", name)), "warning")
     for field_path in expressions.root_field_paths(tree):
         message = unknown_field(field_path)
         if message:
-            ctx.problems.append(Problem(str(path), doc.line_of(key), key, message, "warning"))
+            token = tokens.find(("identifier", field_path[0]))
+            report(message + lint.field_hint(token),
+                   None if token is None else int(token["start"]), "warning")
+    return tree
 
 
 def _line(value: Any, key: str) -> int | None:

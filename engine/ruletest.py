@@ -6,11 +6,15 @@ give the same verdict whatever lists a user configures. A scenario
 (`events` + `expect_alerts`) runs the events, in order, through the same pipeline as `scan`
 (repeat removal, copy folding, and the rule's dedup/threshold/first_seen) and counts alerts,
 so a stateful rule is tested the way it will run.
+
+Suppressions apply as in `scan`, before any state: the config's, or the test's own
+`suppressions:`, which replace them for that test (like `lists:`). A test whose verdict a
+suppression changed says which one did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from engine.decide import new_decider
@@ -18,6 +22,8 @@ from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
 from engine.model import Alert, Rule, RuleTest
 from engine.scan import run_scan
+from engine.suppressions import Suppression
+from engine.suppressor import Suppressor, build_suppressor
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ def run_tests(
     pattern: str | None = None,
     engine: str = "compiled",
     allowed_lateness: float = 900.0,
+    suppressions: Sequence[Suppression] = (),
 ) -> Iterator[Outcome]:
     for rule in rules:
         selected = [t for t in rule.tests if _selected(rule, t, pattern)]
@@ -46,12 +53,13 @@ def run_tests(
             continue
         evaluator = Evaluator([_enabled(rule)], functions, engine)
         for test in selected:
+            own = functions
             if test.lists:  # the test brings its own lists: it must not depend on the config
                 own = TrailguardFunctions({**functions.lists, **test.lists})
-                yield _run_one(rule, test, Evaluator([_enabled(rule)], own, engine), own,
-                               engine, allowed_lateness)
-            else:
-                yield _run_one(rule, test, evaluator, functions, engine, allowed_lateness)
+            chosen = suppressions if test.suppressions is None else test.suppressions
+            suppressor = build_suppressor(chosen, own, engine) if chosen else None
+            tested = evaluator if own is functions else Evaluator([_enabled(rule)], own, engine)
+            yield _run_one(rule, test, tested, own, engine, allowed_lateness, suppressor)
 
 
 def _selected(rule: Rule, test: RuleTest, pattern: str | None) -> bool:
@@ -65,9 +73,21 @@ def _enabled(rule: Rule) -> Rule:
 
 
 def _run_one(rule: Rule, test: RuleTest, evaluator: Evaluator, functions: TrailguardFunctions,
-             engine: str, lateness: float) -> Outcome:
+             engine: str, lateness: float, suppressor: Suppressor | None = None) -> Outcome:
+    outcome = _verdict(rule, test, evaluator, functions, engine, lateness, suppressor)
+    if suppressor and suppressor.by_suppression:
+        by = ", ".join(sorted(suppressor.by_suppression))
+        outcome = Outcome(rule, test, outcome.passed, f"{outcome.detail} (suppressed by {by})")
+    return outcome
+
+
+def _verdict(rule: Rule, test: RuleTest, evaluator: Evaluator, functions: TrailguardFunctions,
+             engine: str, lateness: float, suppressor: Suppressor | None) -> Outcome:
     if test.expect is not None and len(test.events) == 1:
-        matches = evaluator.evaluate(test.events[0])
+        record = test.events[0]
+        matches = evaluator.evaluate(record)
+        if suppressor:
+            matches = [m for m in matches if suppressor.suppressed_by(m.rule.id, record) is None]
         if evaluator.first_error.get(rule.id):
             return Outcome(rule, test, False, f"rule error: {evaluator.first_error.pop(rule.id)}")
         matched = bool(matches)
@@ -76,7 +96,8 @@ def _run_one(rule: Rule, test: RuleTest, evaluator: Evaluator, functions: Trailg
         return Outcome(rule, test, matched == test.expect, detail)
     fresh = Evaluator([_enabled(rule)], functions, engine)
     alerts: list[Alert] = []
-    run_scan(test.events, fresh, new_decider(fresh, lateness), alerts.append)
+    run_scan(test.events, fresh, new_decider(fresh, lateness), alerts.append,
+             suppressor=suppressor)
     expected = test.expect_alerts if test.expect_alerts is not None else int(bool(test.expect))
     got = len(alerts) if test.expect_alerts is not None else int(bool(alerts))
     error = fresh.first_error.get(rule.id)

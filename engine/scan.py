@@ -23,9 +23,11 @@ from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import Refs
 from engine.model import Alert, Match
+from engine.skips import Skips
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.stubs import Ref, Resolver, way_back
+from engine.suppressor import Suppressor
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -58,6 +60,8 @@ class ScanStats:
     unreadable: int = 0
     alerts: Counter[str] = field(default_factory=Counter)
     malformed_samples: list[str] = field(default_factory=list)
+    skips: Skips = field(default_factory=Skips)  # why, by reason, with the first origin
+    span: list[float] | None = None  # [first, last] eventTime epoch, when a report wants them
     started: float = field(default_factory=time.perf_counter)
     elapsed: float = 0.0
 
@@ -87,6 +91,7 @@ def run_scan(
     memory: StateStore | None = None,
     stats: ScanStats | None = None,
     refs: Refs | None = None,
+    suppressor: Suppressor | None = None,
 ) -> ScanStats:
     """Drive every item through the pipeline; emit alerts as their windows close.
 
@@ -98,12 +103,14 @@ def run_scan(
     matches all wait on the threshold lane is held there as a stub, made whole again only if
     needed (engine.stubs): a scan's memory then grows far less with the records per minute
     of event time.
+
+    `suppressor`: drops suppressed matches before they reach the decider (SPEC §9).
     """
     stats = stats or ScanStats()
     ids = memory or decider.store
     if refs is not None and decider.resolve is None:
         decider.resolve = Resolver()
-    scan_items(items, evaluator, decider, ids, emit, stats, refs)
+    scan_items(items, evaluator, decider, ids, emit, stats, refs, suppressor)
     for alert in decider.flush():
         emit_counted(alert, emit, stats)
     ids.commit()
@@ -114,7 +121,8 @@ def run_scan(
 
 
 def scan_items(items: Iterable[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
-               emit: Callable[[Alert], None], stats: ScanStats, refs: Refs | None) -> None:
+               emit: Callable[[Alert], None], stats: ScanStats, refs: Refs | None,
+               suppressor: Suppressor | None = None) -> None:
     """Every item through the pipeline, a batch at a time; the windows stay open (the caller
     flushes the decider at the end of its input)."""
     iterator = iter(items)
@@ -123,14 +131,15 @@ def scan_items(items: Iterable[Item], evaluator: Evaluator, decider: Decider, id
         if refs is not None:
             placed = refs.copy()
             refs.clear()
-        scan_batch(batch, evaluator, decider, ids, emit, stats, placed)
+        scan_batch(batch, evaluator, decider, ids, emit, stats, placed, suppressor)
         if ids is not decider.store and decider.watermark > float("-inf"):
             ids.advance(decider.watermark)
 
 
 def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: StateStore,
                emit: Callable[[Alert], None], stats: ScanStats,
-               placed: list[Ref | None] | None = None) -> None:
+               placed: list[Ref | None] | None = None,
+               suppressor: Suppressor | None = None) -> None:
     """One batch of items: claim their eventIDs in one go, then evaluate and offer in order.
 
     `placed`: where each item can be read again (see run_scan), if known.
@@ -145,6 +154,9 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         else:
             count_other(item, stats)
     repeats = ids.seen_events(claims)
+    if stats.span is not None:
+        note_span(stats.span, (epoch for _, epoch in claims))
+    suppress = suppressor.filter if suppressor else None
     matched, offer, advance, hold = (evaluator.matched, decider.offer, decider.advance,
                                      decider.hold)
     lane = decider.lane_rules
@@ -162,6 +174,8 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
             late += 1
         found = matched(record)
+        if found and suppress is not None:
+            found = suppress(record, found)
         if not found:
             continue
         held = None
@@ -185,6 +199,13 @@ def _event_id(record: dict[str, Any]) -> str | None:
     return event_id if type(event_id) is str or event_id is None else str(event_id)
 
 
+def note_span(span: list[float], epochs: Iterable[float | None]) -> None:
+    """Widen `span` ([first, last] eventTime epoch) to take in `epochs`."""
+    known = [epoch for epoch in epochs if epoch is not None]
+    if known:
+        span[0], span[1] = min(span[0], *known), max(span[1], *known)
+
+
 def emit_counted(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
     """Hand `alert` on, counted in the summary's per-rule alerts."""
     stats.alerts[alert.rule.id] += 1
@@ -200,5 +221,7 @@ def count_other(item: Item, stats: ScanStats) -> None:
             stats.malformed_samples.append(f"{item.origin}: {item.reason}")
     elif isinstance(item, ObjectRef):
         stats.skipped += 1  # a local scan has no S3 client; the daemon's sources fetch these
+        stats.skips.add(item)
     else:
         stats.skipped += 1
+        stats.skips.add(item)

@@ -1,13 +1,16 @@
 """YAML loading that remembers where each value came from.
 
 Every rule and config problem is reported as `PATH:LINE: field: message`, so mappings are
-loaded as `Located` dicts that carry the line of each key. Timestamps stay strings: a
+loaded as `Located` dicts that carry the line of each key, and where each scalar value (or
+list item) starts: a problem inside a multi-line condition is reported at its own line
+(`SourceLines.line`), not at the `condition:` key. Timestamps stay strings: a
 CloudTrail `eventTime` in a rule test must reach the rule exactly as CloudTrail writes it,
 not as a `datetime`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,10 @@ class Located(dict[str, Any]):
 
     line: int = 1
     key_lines: dict[str, int]
+    # where each scalar value starts: (0-based line, column, style), for line_in_value;
+    # for a list of scalars (group_by: [a, b]), where each item starts
+    value_marks: dict[str, tuple[int, int, str | None]]
+    item_marks: dict[str, list[tuple[int, int, str | None]]]
 
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
@@ -44,11 +51,21 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> Located:
     mapping = Located()
     mapping.line = node.start_mark.line + 1
     mapping.key_lines = {}
+    mapping.value_marks = {}
+    mapping.item_marks = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.key_lines[str(key)] = key_node.start_mark.line + 1
+        if isinstance(value_node, yaml.ScalarNode):
+            mapping.value_marks[str(key)] = _mark(value_node)
+        elif isinstance(value_node, yaml.SequenceNode):
+            mapping.item_marks[str(key)] = [_mark(item) for item in value_node.value]
     return mapping
+
+
+def _mark(node: yaml.Node) -> tuple[int, int, str | None]:
+    return node.start_mark.line, node.start_mark.column, getattr(node, "style", None)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -67,6 +84,66 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(item) for item in value]
     return value
+
+
+def line_in_value(lines: list[str], mark: tuple[int, int, str | None], text: str,
+                  offset: int) -> int:
+    """The 1-based line of `text[offset]`, `text` being a scalar's value (stripped or not)
+    that starts at `mark` in the file of `lines`.
+
+    YAML folds and indents a multi-line scalar (`condition: >-`), so offsets in the value
+    are not offsets in the file; but it only ever changes whitespace. The position is found
+    by counting the non-blank characters before it, in the value and then in the file.
+    (A quoted scalar with escapes may be off by the escapes' length: rare in expressions.)"""
+    target = sum(1 for char in text[:offset] if not char.isspace())
+    line, column, style = mark
+    if style in ("|", ">"):
+        line, column = line + 1, 0  # the content starts below the `>-` indicator
+    elif style in ("'", '"'):
+        column += 1
+    seen = 0
+    for number in range(line, len(lines)):
+        for char in lines[number][column:]:
+            if not char.isspace():
+                if seen == target:
+                    return number + 1
+                seen += 1
+        column = 0
+    return mark[0] + 1
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an expression sits: the mapping and key holding it, the whole value, and the
+    expression's offset in it (a summary's `{expr}`), so problems point at their own line."""
+
+    doc: Located
+    key: str
+    value: str
+    base: int = 0
+    item: int | None = None  # the expression is this item of a list (group_by: [a, b])
+
+
+@dataclass
+class SourceLines:
+    """Files' lines, read when a problem needs a line inside a value (rarely: only then)."""
+
+    files: dict[str, list[str]] = field(default_factory=dict)
+
+    def line(self, path: Path, place: Place, offset: int | None) -> int:
+        """The line of `offset` in the expression at `place`; the key's line if unknown."""
+        mark = getattr(place.doc, "value_marks", {}).get(place.key)
+        if place.item is not None:
+            items = getattr(place.doc, "item_marks", {}).get(place.key, [])
+            mark = items[place.item] if place.item < len(items) else None
+        if offset is None or mark is None:
+            return place.doc.line_of(place.key)
+        if str(path) not in self.files:
+            try:
+                self.files[str(path)] = path.read_text(errors="replace").splitlines()
+            except OSError:
+                self.files[str(path)] = []
+        return line_in_value(self.files[str(path)], mark, place.value, place.base + offset)
 
 
 def error_line(exc: yaml.YAMLError) -> int:

@@ -102,7 +102,9 @@ group_by: userIdentity.sessionContext.sessionIssuer.arn
 """})
     result = run_cli("validate", "-r", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert f"{tmp_path}/w.yml:4: condition: warning: field 'sourceIpAddress'" in result.stderr
+    # the line of the field inside the block scalar, not of the `condition:` key (line 4)
+    assert f"{tmp_path}/w.yml:5: condition: warning: field 'sourceIpAddress'" in result.stderr
+    assert f"{tmp_path}/w.yml:6: condition: warning: field 'requestParameter'" in result.stderr
     assert "did you mean 'sourceIPAddress'?" in result.stderr
     assert "'userIdenity'" in result.stderr and "'requestParameter'" in result.stderr
     assert "anything" not in result.stderr

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
-from engine.daemon.metrics import Metrics
+from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
 from engine.decide import Decider, new_decider
 from engine.decode import Malformed, ObjectRef, Skipped, decode
@@ -43,6 +43,7 @@ from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
 from engine.scan import BATCH, ScanStats, scan_batch
 from engine.state import StateStore
+from engine.suppressor import Suppressor, suppressor_for
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
@@ -56,6 +57,7 @@ class Pipeline:
     ruleset: RuleSet
     evaluator: Evaluator
     decider: Decider
+    suppressor: Suppressor | None = None
 
 
 class Runner:
@@ -71,6 +73,7 @@ class Runner:
         self.engine = engine
         self.grace = grace
         self.functions = TrailguardFunctions(config.lists)
+        self._suppressor: Suppressor | None = None  # loaded with the rules, by _load
         self.pipeline = self._build(self._load())
         self.stopping = threading.Event()
         self.reload_requested = threading.Event()
@@ -166,7 +169,7 @@ class Runner:
             items = iter(self._expand(delivery))
             while batch := list(islice(items, BATCH)):
                 scan_batch(batch, self.pipeline.evaluator, decider, self.store, self._send,
-                           stats)
+                           stats, suppressor=self.pipeline.suppressor)
                 seen.note(batch, delivery, self.metrics)
                 if seen.items % KEEPALIVE_ITEMS < BATCH <= seen.items:
                     delivery.keepalive()  # a large object: keep its lease while we read on
@@ -240,21 +243,32 @@ class Runner:
 
     def _send(self, alert: Alert) -> None:
         self.dispatcher.send(alert)  # durable in the outbox when this returns
+        context = {"rule_id": alert.rule.id, "alert_id": alert.alert_id,
+                   "event_id": alert.event_ids[0] if alert.event_ids else None,
+                   "count": alert.event_count}
+        if alert.update:  # matches folded into an alert already sent: not a new alert
+            self.metrics.alert_updates.labels(rule=alert.rule.id).inc()
+            log.info("update of alert %s (%s): %d events now: %s", alert.alert_id,
+                     alert.rule.id, alert.event_count, alert.summary, extra=context)
+            return
         self.metrics.alerts.labels(rule=alert.rule.id).inc()
-        log.info("alert %s: %s", alert.rule.id, alert.summary,
-                 extra={"rule_id": alert.rule.id, "alert_id": alert.alert_id,
-                        "event_id": alert.event_ids[0] if alert.event_ids else None})
+        log.info("alert %s: %s", alert.rule.id, alert.summary, extra=context)
 
     # --- rules -------------------------------------------------------------------------
 
     def _load(self) -> RuleSet:
-        return load_rules([Path(p) for p in self.rule_paths], self.functions,
-                          self.config.known_lists, set(self.config.outputs))
+        """The rules, and the suppressions checked against them (for _build): a RuleError
+        from either rejects the set."""
+        ruleset = load_rules([Path(p) for p in self.rule_paths], self.functions,
+                             self.config.known_lists, set(self.config.outputs))
+        self._suppressor = suppressor_for(self.config, self.functions, ruleset.rules,
+                                          self.engine)
+        return ruleset
 
     def _build(self, ruleset: RuleSet) -> Pipeline:
         evaluator = Evaluator(ruleset.rules, self.functions, self.engine)
         decider = new_decider(evaluator, self.config.allowed_lateness, self.store, mode="live")
-        return Pipeline(ruleset, evaluator, decider)
+        return Pipeline(ruleset, evaluator, decider, self._suppressor)
 
     def reload(self) -> None:
         """Swap in a freshly loaded rule set, or keep the running one if it is invalid."""
@@ -268,13 +282,14 @@ class Runner:
             self.metrics.reloads.labels(result="rejected").inc()
             return
         self._deliver(self.pipeline.decider.flush())
+        self._refresh_rule_metrics()  # the old set's counts, before they are replaced
         self.pipeline = self._build(ruleset)
         self.metrics.reloads.labels(result="loaded").inc()
         log.info("rules reloaded", extra={"count": len(ruleset.rules)})
 
     def _stamp(self) -> tuple[tuple[str, float, int], ...]:
         stamps = []
-        for path in discover(self.rule_paths):
+        for path in discover(self.rule_paths + self.config.suppressions):
             try:
                 info = path.stat()
             except OSError:
@@ -312,6 +327,12 @@ class Runner:
         for rule_id, count in evaluator.errors.items():
             self.metrics.rule_errors.labels(rule=rule_id).inc(count)
         evaluator.errors.clear()
+        suppressor = self.pipeline.suppressor
+        if suppressor:
+            counts = suppressor.drain()
+            for suppression in suppressor.suppressions:  # inc(0) shows the unused ones too
+                self.metrics.suppressed.labels(suppression=suppression.id).inc(
+                    counts[suppression.id])
         watermark = self.pipeline.decider.watermark
         if watermark > float("-inf"):
             self.metrics.lag.set(max(0.0, time.time() - watermark))
@@ -349,6 +370,6 @@ class _Seen:
                     self.first_reason = item.reason
                 self.malformed += 1
                 self.unreadable = self.unreadable or item.unreadable
-                metrics.malformed.labels(source=delivery.origin.split(":", 1)[0]).inc()
+                metrics.malformed.labels(source=source_type(delivery)).inc()
                 log.warning("dead-lettered: %s", item.reason,
                             extra={"origin": item.origin, "reason": item.reason})
