@@ -11,7 +11,8 @@ without a stamp is keyed by its earliest record, so nothing after it is earlier;
 by its delivery minute S was written after its records, which began at most `span` before S
 (the longest any file so far began before its stamp, at least SPAN), so records up to
 S - span are released. Files whose records are all decided are closed, so what is held is
-`span` of records of the files open across it, at most MAX_OPEN files.
+`span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD items
+(past either, the earliest are decided anyway, and may then be late).
 
 Items are engine.parallel's FileResult.records tuples: (eventID or record, eventTime,
 watermark before it, ...). The merge rewrites the watermark before each item as the merged
@@ -37,6 +38,7 @@ __all__ = ["MAX_OPEN", "Merge"]
 # files read (an hourly export: an hour), at least this (CloudTrail: about 5 minutes).
 SPAN = 15 * 60.0
 MAX_OPEN = 256  # files open at once: past this, the earliest record is decided anyway
+MAX_HELD = 100_000  # items held at once (a file stamped days after a record): the same
 BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
 LANE_ITEM = 9  # the length of a threshold-lane item, whose last field is its way back
 Items = list[tuple[Any, ...]]
@@ -56,6 +58,7 @@ class Merge:
         self._span = SPAN
         self._out: Items = []
         self._hits: Hits = []
+        self._held = 0
 
     def add(self, items: Items, last_epoch: float, path: str,
             hits: dict[int, Any] | None = None) -> None:
@@ -70,6 +73,7 @@ class Merge:
             return
         key = _key(first)
         heapq.heappush(self._heap, (key, next(self._ties), first, hit, run, path))
+        self._held += len(items)
         stamp = name_stamp(os.path.basename(path))
         if stamp is None:  # walked by its earliest eventTime: nothing later comes before it
             self._release(key)
@@ -78,6 +82,8 @@ class Merge:
             self._release(min(key, stamp - self._span))
         if len(self._heap) > MAX_OPEN:
             self._release(self._heap[0][0], most=len(self._heap) - MAX_OPEN)
+        while self._held > MAX_HELD:
+            self._release(self._heap[0][0])
         self._flush()
 
     def close(self) -> None:
@@ -95,6 +101,7 @@ class Merge:
             if hit:
                 self._hits.append((len(self._out), hit))
             self._out.append(_rewrite(item, self._watermark, path))
+            self._held -= 1
             if key > self._watermark:
                 self._watermark = key
             following, hit = next(run, (None, None))

@@ -184,3 +184,30 @@ def test_scan_order_memory_stays_flat_with_the_number_of_files(tmp_path: Path) -
         write_many(tmp_path / str(count), count)
         peaks.append(_peak_rss_kb("scan", "--workers", "1", str(tmp_path / str(count))))
     assert peaks[1] - peaks[0] < 4 * 1024, peaks
+
+
+@settings(max_examples=40, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.lists(st.integers(0, 500), max_size=12), min_size=1, max_size=12),
+       st.sampled_from([100_000, 5]))
+def test_merge_releases_every_item_once_in_order(files: list[list[int]], held: int) -> None:
+    """Files in order of their first eventTime, each sorted: the merge hands every item on
+    once, as one sorted stream with the merged watermark before each; over MAX_HELD items it
+    releases early (every item still once)."""
+    from engine import merge
+
+    out: list[tuple[Any, ...]] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(merge, "MAX_HELD", held)
+        merger = merge.Merge(lambda items, hits: out.extend(items))
+        base = 0
+        for n, times in enumerate(files):
+            epochs = sorted(base + t for t in times)
+            base = epochs[0] if epochs else base
+            merger.add([(f"{n}-{k}", float(e), float("-inf")) for k, e in enumerate(epochs)],
+                       float("-inf"), f"file-{n}.json")
+        merger.close()
+    ids = [item[0] for item in out]
+    assert sorted(ids) == sorted(f"{n}-{k}" for n, t in enumerate(files) for k in range(len(t)))
+    if held > 1_000:
+        assert [item[1] for item in out] == sorted(item[1] for item in out)
+        assert all(item[2] <= item[1] for item in out)
