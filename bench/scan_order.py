@@ -49,7 +49,9 @@ def signature(stdout: str) -> list[tuple[str, int]]:
 
 
 def time_sorted_lines(files: list[Path], target: Path) -> Path:
-    if not target.exists():
+    """The archive's records as one time-sorted JSON-lines file (rewritten when older than
+    the archive)."""
+    if not target.exists() or target.stat().st_mtime < max(f.stat().st_mtime for f in files):
         from engine.decode import decode
 
         records = [r for f in files for r in decode(f.read_bytes(), str(f)) if type(r) is dict]
