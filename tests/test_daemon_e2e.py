@@ -19,10 +19,8 @@ import yaml
 from tests.support.daemon import Daemon, Trail, make_trail, publishes, tokens
 from tests.support.moto_server import REGION, MotoServer
 from tests.support.records import record
-from tests.support.redis import DAEMON_DB
+from tests.support.redis import DAEMON_DB, redis_namespace
 from tests.support.slack_receiver import SlackReceiver
-
-REDIS_DB = f"redis://127.0.0.1:6379/{DAEMON_DB}"
 
 
 @pytest.fixture
@@ -43,12 +41,7 @@ def redis_url() -> Iterator[str]:
 
     if not ensure_redis():
         pytest.fail("Redis is required for the daemon tests (start redis-server)")
-    import redis
-
-    client = redis.Redis.from_url(REDIS_DB)
-    client.flushdb()
-    yield REDIS_DB
-    client.flushdb()
+    yield from redis_namespace(DAEMON_DB)
 
 
 def _sns_alerts(trail: Trail, expected: set[str], timeout: float = 20.0) -> list[dict]:

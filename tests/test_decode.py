@@ -28,10 +28,11 @@ from engine.decode import (
     is_record,
     open_gzip,
 )
+from tests.support.shared import REALDATA
 
 FIXTURES = Path(__file__).parent / "fixtures" / "envelopes"
 RECORDS: list[dict[str, Any]] = json.loads((FIXTURES / "same-three" / "array.json").read_text())
-PANTHER = Path("/work/shared/realdata/panther-cloudtrail-tests/tests.jsonl")
+PANTHER = REALDATA / "panther-cloudtrail-tests" / "tests.jsonl"
 
 
 def dumps(value: object) -> bytes:

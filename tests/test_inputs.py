@@ -21,12 +21,13 @@ import pytest
 import engine.decode as decode_module
 from engine.decode import Malformed, ObjectRef, Skipped, decode
 from engine.inputs import STDIN_ORIGIN, iter_paths, iter_stream
+from tests.support.shared import REALDATA
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "envelopes"
 SAME_THREE = FIXTURES / "same-three"
 RECORDS: list[dict[str, Any]] = json.loads((SAME_THREE / "array.json").read_text())
-SHARED = Path("/work/shared/realdata")
+SHARED = REALDATA
 BUCKET = "example-org-trail-bucket"
 LOG_KEY = (
     "AWSLogs/o-exampleorgid/123456789012/CloudTrail/us-west-2/2024/05/02/"

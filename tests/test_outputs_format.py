@@ -26,12 +26,13 @@ def test_slack_blocks_show_severity_summary_fields_and_links() -> None:
     assert blocks[0] == {"type": "header", "text": {
         "type": "plain_text", "emoji": True,
         "text": ":red_circle: HIGH: CodeArtifact token requested from an unknown network"}}
+    # Values are code spans (event text is never live mrkdwn; see test_adversarial_outputs).
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in blocks[2]["fields"]}
-    assert fields["*Principal*"] == "arn:aws:sts::123456789012:assumed-role/Developer/dev"
-    assert fields["*Source IP*"] == "198.51.100.7"
-    assert fields["*Account*"] == "123456789012"
-    assert fields["*Region*"] == "us-west-2"
-    assert fields["*Event time*"] == "2024-05-01T10:00:00Z"
+    assert fields["*Principal*"] == "`arn:aws:sts::123456789012:assumed-role/Developer/dev`"
+    assert fields["*Source IP*"] == "`198.51.100.7`"
+    assert fields["*Account*"] == "`123456789012`"
+    assert fields["*Region*"] == "`us-west-2`"
+    assert fields["*Event time*"] == "`2024-05-01T10:00:00Z`"
     links = blocks[3]["text"]["text"]
     assert ("<https://us-west-2.console.aws.amazon.com/cloudtrailv2/home?region=us-west-2"
             "#/events/6b0a4f0e-aaaa-bbbb-cccc-ddddeeee0000|") in links

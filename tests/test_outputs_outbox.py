@@ -14,11 +14,10 @@ from engine.outputs import Dispatcher, RetryPolicy, build_dispatcher
 from engine.outputs.basic import MemoryOutput
 from engine.outputs.outbox import Outbox, open_outbox
 from tests.support.delivery import make_alert, make_rule, no_proxy, write_config
-from tests.support.redis import OUTBOX_DB, no_redis
+from tests.support.redis import OUTBOX_DB, redis_namespace
 
 __all__ = ["no_proxy"]
 FAST = RetryPolicy(max_attempts=2, base=0.01, cap=0.02, scale=0.01)
-REDIS_URL = f"redis://127.0.0.1:6379/{OUTBOX_DB}"
 
 
 class Clock:
@@ -29,23 +28,10 @@ class Clock:
         return self.now
 
 
-def _flush_redis() -> bool:
-    try:
-        import redis
-
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "redis":
-        if not _flush_redis():
-            no_redis()
-        yield REDIS_URL
-        _flush_redis()
+        yield from redis_namespace(OUTBOX_DB)
     else:
         yield "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/state.db"
 

@@ -27,13 +27,14 @@ import pytest
 from engine.model import Rule
 from engine.ruledocs import ALL_ACTIONS, CODEARTIFACT_API_ACTIONS, render
 from engine.setup import prepare, rules_of
+from tests.support.shared import REALDATA
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules"
 BASELINE = REPO / "tests" / "data" / "baseline"
 CONFIG = BASELINE / "trailguard.yml"
 REALDATA_SAMPLE = REPO / "tests" / "data" / "realdata-sample"
-SHARED_REALDATA = Path("/work/shared/realdata")
+SHARED_REALDATA = REALDATA
 EXAMPLES = REPO / "examples"
 KEY_LAYOUT = re.compile(
     r"AWSLogs/(\d{12})/CloudTrail/([a-z0-9-]+)/(\d{4})/(\d{2})/(\d{2})/"

@@ -1,4 +1,5 @@
-"""One suite, every backend: memory://, sqlite:/// (a temporary file) and redis:// (db 13).
+"""One suite, every backend: memory://, sqlite:/// (a temporary file) and redis:// (a
+namespace of this run's own, tests/support/redis.py).
 
 Whatever the backend, the decider must see the same store: the same repeat answers, the same
 atomic updates, the same purge on event time, and (for the persistent ones) the same state
@@ -18,7 +19,7 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.state import BUCKET, PURGE_EVERY, Change, StateStore, open_store
-from tests.support.redis import REDIS_URL, empty_redis, ensure_redis, flush, no_redis
+from tests.support.redis import empty_redis
 from tests.support.state import copies, make_rule, read, scan, views
 
 BACKENDS = ["memory", "sqlite", "redis"]
@@ -33,11 +34,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.db'}"
     else:
-        if not ensure_redis():
-            no_redis()
-        flush()
-        yield REDIS_URL
-        flush()
+        yield from empty_redis()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -7,7 +7,9 @@ everything stateful (evaluator, decider, store), so no lock is needed on the hot
 A delivery is acknowledged only after its records were evaluated and every alert they raised
 is in the outbox (Dispatcher.send returns once the alert is durable), so `kill -9` at any
 moment makes the source hand the payload out again rather than lose it; stable alert ids and
-the outbox's sent-log keep the replay from alerting twice. A payload with nothing decodable
+the outbox's sent-log keep the replay from alerting twice. On Redis the claims, window
+changes and alerts of a delivery commit together (engine.daemon.handoff): a delivery that
+raced another daemon's is decided again. A payload with nothing decodable
 in it is dead-lettered: logged with its origin and reason and left to the source
 (SQS: visibility pushed out with backoff until the redrive policy moves it to the DLQ).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import signal
 import threading
 import time
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config
+from engine.daemon.handoff import JournalHandoff, handoff_for
 from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
 from engine.decide import Decider, new_decider
@@ -43,11 +47,13 @@ from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
 from engine.scan import BATCH, ScanStats, scan_batch
 from engine.state import StateStore
+from engine.state.redisbatch import Conflict
 from engine.suppressor import Suppressor, suppressor_for
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY = 5.0  # seconds between outbox retries, metric refreshes, rule checks
 KEEPALIVE_ITEMS = 50_000  # items read from one delivery between two lease extensions
+ATTEMPTS = 5  # times a delivery is decided before it is left to come back (Redis conflicts)
 
 
 @dataclass
@@ -81,6 +87,8 @@ class Runner:
         self._rules_stamp = self._stamp()
         self._pollers: list[threading.Thread] = []
         self._delivery_seen: dict[str, tuple[int, int]] = {}
+        self.handoff = handoff_for(store, dispatcher)
+        self._raised: list[Alert] = []  # alerts of the batch not yet committed
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -100,6 +108,7 @@ class Runner:
             thread.start()
             self._pollers.append(thread)
         log.info("trailguard running", extra={"count": len(self.pipeline.evaluator.rules)})
+        self._recover()  # first: alerts a killed predecessor committed but did not hand on
         next_housekeeping = 0.0
         while not self.stopping.is_set() or not self.handed.empty():
             try:
@@ -143,8 +152,7 @@ class Runner:
     def _shutdown(self) -> int:
         for thread in self._pollers:
             thread.join(timeout=3.0)
-        self._deliver(self.pipeline.decider.flush())
-        self.store.commit()
+        self._flush_and_commit()
         report = self.dispatcher.close(timeout=self.grace)
         for line in report.lines():
             log.info(line)
@@ -161,26 +169,72 @@ class Runner:
 
         Its items are evaluated BATCH at a time as they are read, and the store committed
         once at the end: memory stays flat for a payload of any size, and a crash before the
-        commit leaves the whole delivery to come back."""
+        commit leaves the whole delivery to come back. A commit that lost a race with
+        another daemon (Redis) wrote nothing: the delivery is decided again on what that
+        daemon committed."""
         started = time.perf_counter()
-        stats, seen = ScanStats(), _Seen()
-        try:
-            decider = self.pipeline.decider
-            items = iter(self._expand(delivery))
-            while batch := list(islice(items, BATCH)):
-                scan_batch(batch, self.pipeline.evaluator, decider, self.store, self._send,
-                           stats, suppressor=self.pipeline.suppressor)
-                seen.note(batch, delivery, self.metrics)
-                if seen.items % KEEPALIVE_ITEMS < BATCH <= seen.items:
-                    delivery.keepalive()  # a large object: keep its lease while we read on
-            self._deliver(decider.flush())  # live mode: updates of alerts folded into
-            self.store.commit()
-        except StateError as exc:
-            log.error("state store failed; %s will come back: %s", delivery.origin, exc,
-                      extra={"origin": delivery.origin})
-            delivery.fail(str(exc))
-            return
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                stats, seen = self._evaluate(delivery)
+                self.handoff.commit()
+                break
+            except Conflict as exc:
+                self._abort()
+                if attempt == ATTEMPTS:
+                    log.warning("%s: %s; it will come back", delivery.origin, exc)
+                    _tell(delivery.fail, str(exc))
+                    return
+                log.info("%s: %s (attempt %d)", delivery.origin, exc, attempt,
+                         extra={"origin": delivery.origin})
+                time.sleep(random.uniform(0.0, 0.02 * attempt))  # out of step with the other
+            except StateError as exc:
+                self._abort()
+                log.error("state store failed; %s will come back: %s", delivery.origin, exc,
+                          extra={"origin": delivery.origin})
+                _tell(delivery.fail, str(exc))
+                return
+        self._committed()
         self._account(delivery, stats, seen, time.perf_counter() - started)
+
+    def _evaluate(self, delivery: Delivery) -> tuple[ScanStats, _Seen]:
+        stats, seen = ScanStats(), _Seen()
+        decider = self.pipeline.decider
+        items = iter(self._expand(delivery))
+        while batch := list(islice(items, BATCH)):
+            scan_batch(batch, self.pipeline.evaluator, decider, self.store, self._send, stats,
+                       suppressor=self.pipeline.suppressor)
+            seen.note(batch, delivery, self.metrics)
+            if seen.items % KEEPALIVE_ITEMS < BATCH <= seen.items:
+                _tell(delivery.keepalive)  # a large object: keep its lease while we read on
+        self._deliver(decider.flush())  # live mode: updates of alerts folded into
+        return stats, seen
+
+    def _abort(self) -> None:
+        """Drop what the failed attempt raised and staged; on Redis the decider too, whose
+        memory of the attempt (updates to send) was never committed."""
+        self._raised = []
+        self.handoff.abort()
+        if isinstance(self.handoff, JournalHandoff):
+            self.pipeline.decider = new_decider(self.pipeline.evaluator,
+                                                self.config.allowed_lateness, self.store,
+                                                mode="live")
+
+    def _flush_and_commit(self) -> None:
+        """Send what the decider still holds and commit (reload, shutdown)."""
+        try:
+            self._deliver(self.pipeline.decider.flush())
+            self.handoff.commit()
+        except StateError as exc:
+            log.error("state store failed at flush: %s", exc)
+            self._abort()
+            return
+        self._committed()
+
+    def _recover(self) -> None:
+        try:
+            self.handoff.recover()
+        except StateError as exc:
+            log.warning("replaying committed alerts failed: %s", exc)
 
     def _expand(self, delivery: Delivery) -> Iterator[Any]:
         """Decoded items, read as a stream from a file or S3 object; S3 objects named by
@@ -209,13 +263,13 @@ class Runner:
         if delivery.fetch is None:
             yield Skipped(ref.origin, "an S3 reference, but this source has no S3 client")
             return
-        delivery.keepalive()
+        _tell(delivery.keepalive)
         try:
             spooled = delivery.fetch(ref.bucket, ref.key)
         except Exception as exc:
             yield Malformed(origin, f"cannot fetch: {exc}", unreadable=True)
             return
-        delivery.keepalive()
+        _tell(delivery.keepalive)
         with spooled:
             size = spooled.seek(0, os.SEEK_END)
             spooled.seek(0)
@@ -230,29 +284,34 @@ class Runner:
         m.evaluation.observe(elapsed)
         records = stats.events + stats.duplicates
         if seen.malformed and not records and not seen.skipped:
-            delivery.fail(seen.first_reason)  # poison: leave it to the source's redrive policy
+            _tell(delivery.fail, seen.first_reason)  # poison: left to the redrive policy
             return
         if seen.unreadable:
-            delivery.fail("an S3 object could not be fetched")  # retry later, never lose it
+            _tell(delivery.fail, "an S3 object could not be fetched")  # retry later, never lose it
             return
-        delivery.ack()
+        _tell(delivery.ack)
 
     def _deliver(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             self._send(alert)
 
     def _send(self, alert: Alert) -> None:
-        self.dispatcher.send(alert)  # durable in the outbox when this returns
-        context = {"rule_id": alert.rule.id, "alert_id": alert.alert_id,
-                   "event_id": alert.event_ids[0] if alert.event_ids else None,
-                   "count": alert.event_count}
-        if alert.update:  # matches folded into an alert already sent: not a new alert
-            self.metrics.alert_updates.labels(rule=alert.rule.id).inc()
-            log.info("update of alert %s (%s): %d events now: %s", alert.alert_id,
-                     alert.rule.id, alert.event_count, alert.summary, extra=context)
-            return
-        self.metrics.alerts.labels(rule=alert.rule.id).inc()
-        log.info("alert %s: %s", alert.rule.id, alert.summary, extra=context)
+        self.handoff.emit(alert)  # durable when the batch commits (SQLite: at once)
+        self._raised.append(alert)
+
+    def _committed(self) -> None:
+        for alert in self._raised:
+            context = {"rule_id": alert.rule.id, "alert_id": alert.alert_id,
+                       "event_id": alert.event_ids[0] if alert.event_ids else None,
+                       "count": alert.event_count}
+            if alert.update:  # matches folded into an alert already sent: not a new alert
+                self.metrics.alert_updates.labels(rule=alert.rule.id).inc()
+                log.info("update of alert %s (%s): %d events now: %s", alert.alert_id,
+                         alert.rule.id, alert.event_count, alert.summary, extra=context)
+                continue
+            self.metrics.alerts.labels(rule=alert.rule.id).inc()
+            log.info("alert %s: %s", alert.rule.id, alert.summary, extra=context)
+        self._raised = []
 
     # --- rules -------------------------------------------------------------------------
 
@@ -281,7 +340,7 @@ class Runner:
                 log.error("rule reload rejected: %s", problem)
             self.metrics.reloads.labels(result="rejected").inc()
             return
-        self._deliver(self.pipeline.decider.flush())
+        self._flush_and_commit()
         self._refresh_rule_metrics()  # the old set's counts, before they are replaced
         self.pipeline = self._build(ruleset)
         self.metrics.reloads.labels(result="loaded").inc()
@@ -303,6 +362,7 @@ class Runner:
         if self._stamp() != self._rules_stamp:
             self.reload_requested.set()
         try:
+            self.handoff.recover()
             self.dispatcher.retry_outbox()
             self.metrics.outbox.set(sum(self.dispatcher.store.count(name)
                                         for name in self.dispatcher.outputs))
@@ -347,6 +407,16 @@ class Runner:
                         if not s.reachable())
         return problems
 
+
+
+def _tell(call: Any, *args: Any) -> None:
+    """Acknowledge, fail or keep alive a delivery; the source refusing (an SQS receipt handle
+    gone stale once its visibility ran out, the message handed out again) must not stop the
+    daemon: the message comes back, and its records are then repeats."""
+    try:
+        call(*args)
+    except Exception as exc:
+        log.warning("the source did not take %s: %s", getattr(call, "__name__", "it"), exc)
 
 
 @dataclass

@@ -14,23 +14,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-import orjson
-
 from engine.errors import ConfigError, DeliveryError
 from engine.outputs.base import AlertDoc, Output, OutputContext
+from engine.outputs.values import count_of, dumps, one_line, text_of
 
 
 def json_line(alert: AlertDoc) -> bytes:
-    return orjson.dumps(alert, option=orjson.OPT_APPEND_NEWLINE, default=str)
+    """One JSON line; a record orjson refuses (nested past 254 levels) is sanitised."""
+    return dumps(alert) + b"\n"
 
 
 def text_line(alert: AlertDoc) -> str:
-    count = int(alert.get("event_count") or 1)
+    """One line for people: values from the event cannot break it into several."""
+    count = count_of(alert.get("event_count"))
     events = f" ({count} events)" if count > 1 else ""
     update = " (update)" if alert.get("update") else ""
-    return (f"[{str(alert.get('severity', '')).upper()}] {alert.get('rule_id')}: "
-            f"{alert.get('summary') or alert.get('title')}{events}{update} "
-            f"at {alert.get('first_event_time')} [{alert.get('alert_id')}]")
+    return one_line(
+        f"[{text_of(alert.get('severity'), 20).upper()}] {text_of(alert.get('rule_id'), 200)}: "
+        f"{text_of(alert.get('summary') or alert.get('title'), 10_000)}{events}{update} "
+        f"at {text_of(alert.get('first_event_time'), 100)} "
+        f"[{text_of(alert.get('alert_id'), 100)}]")
 
 
 class StdoutOutput(Output):

@@ -103,10 +103,17 @@ class Outbox:
         self.clock = clock
 
     # -- the algorithm -------------------------------------------------------------------
-    def put(self, output: str, alert: dict[str, Any], owner: str, lease: float = LEASE) -> None:
-        """Store (or merge into) the entry for this alert and lease it to `owner`."""
+    def put(self, output: str, alert: dict[str, Any], owner: str, lease: float = LEASE,
+            settle: tuple[str, str] | None = None) -> bool:
+        """Store (or merge into) the entry for this alert and lease it to `owner`.
+
+        `settle`: the (journal, field) the alert comes from (engine.state.redisbatch): the
+        field is deleted in the same transaction, and when it is already gone (another
+        process moved it) nothing is written and False is returned."""
         alert_id, now = str(alert["alert_id"]), self.clock()
         with self._locked(output, alert_id):
+            if settle is not None and not self._journaled(*settle):
+                return False
             entry = self._get(output, alert_id)
             if entry is None:
                 entry = Entry(output, alert_id, alert, fresh=not alert.get("update"), created=now)
@@ -118,7 +125,8 @@ class Outbox:
             if entry.claimable(owner, now):
                 entry.owner, entry.lease_until = owner, now + lease
             entry.updated = now
-            self._set(entry)
+            self._set(entry, settle)
+            return True
 
     def claim(self, output: str, alert_id: str, owner: str, lease: float = LEASE) -> Entry | None:
         """The entry, leased to `owner`; None when delivered already or leased by another."""
@@ -189,8 +197,11 @@ class Outbox:
     def _get(self, output: str, alert_id: str) -> Entry | None:
         raise NotImplementedError
 
-    def _set(self, entry: Entry) -> None:
+    def _set(self, entry: Entry, settle: tuple[str, str] | None = None) -> None:
         raise NotImplementedError
+
+    def _journaled(self, journal: str, field: str) -> bool:
+        raise StateError(f"state {self.url}: only Redis keeps batch journals")
 
     def _delete(self, output: str, alert_id: str) -> None:
         raise NotImplementedError
@@ -233,7 +244,7 @@ class MemoryOutbox(Outbox):
         raw = self._entries.get((output, alert_id))
         return _decode(raw) if raw else None
 
-    def _set(self, entry: Entry) -> None:
+    def _set(self, entry: Entry, settle: tuple[str, str] | None = None) -> None:
         self._entries[(entry.output, entry.alert_id)] = _encode(entry)
 
     def _delete(self, output: str, alert_id: str) -> None:
@@ -287,7 +298,7 @@ class SqliteOutbox(Outbox):
                                (output, alert_id)).fetchone()
         return _decode(row[0]) if row else None
 
-    def _set(self, entry: Entry) -> None:
+    def _set(self, entry: Entry, settle: tuple[str, str] | None = None) -> None:
         self._db.execute("INSERT OR REPLACE INTO delivery_outbox VALUES (?, ?, ?)",
                          (entry.output, entry.alert_id, _encode(entry)))
 
@@ -325,16 +336,19 @@ _UNLOCK = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
 
 class RedisOutbox(Outbox):
     """One hash of entries (`trailguard:outbox`), one key per sent record with a TTL; a short
-    `SET NX PX` lock per entry makes each read-modify-write atomic across daemons."""
-
-    PREFIX = "trailguard"
+    `SET NX PX` lock per entry makes each read-modify-write atomic across daemons. Keys start
+    with the URL's prefix (`?prefix=NAME`, default `trailguard`), as the state's do."""
 
     def __init__(self, url: str, clock: Clock = time.time) -> None:
         super().__init__(clock)
         import redis  # lazily: only a redis:// state needs the client
 
+        from engine.state import redis_prefix
+
         self.url = url
-        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self.PREFIX = redis_prefix(url)
+        self._redis = redis.Redis.from_url(url.split("?", 1)[0], socket_timeout=10,
+                                           socket_connect_timeout=5)
         self._hash = f"{self.PREFIX}:outbox"
         self._unlock = self._redis.register_script(_UNLOCK)
 
@@ -363,8 +377,18 @@ class RedisOutbox(Outbox):
         raw = self._redis.hget(self._hash, self._field(output, alert_id))
         return _decode(raw) if raw else None
 
-    def _set(self, entry: Entry) -> None:
-        self._redis.hset(self._hash, self._field(entry.output, entry.alert_id), _encode(entry))
+    def _set(self, entry: Entry, settle: tuple[str, str] | None = None) -> None:
+        field = self._field(entry.output, entry.alert_id)
+        if settle is None:
+            self._redis.hset(self._hash, field, _encode(entry))
+            return
+        pipe = self._redis.pipeline(transaction=True)  # the entry in, its journal field out
+        pipe.hset(self._hash, field, _encode(entry))
+        pipe.hdel(*settle)
+        pipe.execute()
+
+    def _journaled(self, journal: str, field: str) -> bool:
+        return bool(self._redis.hexists(journal, field))
 
     def _delete(self, output: str, alert_id: str) -> None:
         self._redis.hdel(self._hash, self._field(output, alert_id))

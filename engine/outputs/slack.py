@@ -22,8 +22,10 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
+from engine.outputs import preload
 from engine.outputs.base import AlertDoc, Output, OutputContext, get_logger, string_setting
 from engine.outputs.slackfmt import alert_blocks, fallback_text, update_blocks, update_text
+from engine.outputs.values import count_of, text_of
 
 log = get_logger(__name__)
 sdk_log = get_logger("engine.outputs.slack.sdk")  # handed to slack-sdk: redacted like ours
@@ -70,6 +72,7 @@ class SlackOutput(Output):
         super().__init__(name, settings, context)
         self.bot = bool(self.settings.get("token"))
         self._client: Any = None
+        preload.slack()  # here, before the worker threads start: see engine.outputs.preload
 
     @classmethod
     def check_more(cls, name: str, settings: Mapping[str, Any], where: str) -> None:
@@ -95,12 +98,14 @@ class SlackOutput(Output):
     def send(self, alert: AlertDoc) -> None:
         alert_id = str(alert["alert_id"])
         previous = self.context.store.recall(self.name, alert_id)
-        count = int(alert.get("event_count") or 1)
-        if previous and count <= int(previous.get("event_count") or 0):
+        count = count_of(alert.get("event_count"))
+        if previous and previous.get("event_count") and count <= count_of(
+                previous.get("event_count")):
             log.info("output %s: alert %s with %d matches was already posted; skipped",
                      self.name, alert_id, count)
             return
-        record = {"event_count": count, "last_event_time": alert.get("last_event_time")}
+        record = {"event_count": count,  # what later updates count from; any value stores
+                  "last_event_time": text_of(alert.get("last_event_time"), 100)[:100]}
         if self.bot and previous and previous.get("ts"):
             self._post_bot(update_text(alert, previous), update_blocks(alert, previous, False),
                            channel=previous["channel"], thread_ts=previous["ts"])
@@ -117,7 +122,8 @@ class SlackOutput(Output):
     def _post_bot(self, text: str, blocks: list[dict[str, Any]], channel: str | None = None,
                   thread_ts: str | None = None) -> dict[str, Any]:
         args: dict[str, Any] = {"channel": channel or self.settings["channel"], "text": text,
-                                "unfurl_links": False, "unfurl_media": False}
+                                "unfurl_links": False, "unfurl_media": False,
+                                "link_names": False}
         for key in ("username", "icon_emoji", "icon_url"):
             if self.settings.get(key):
                 args[key] = self.settings[key]
@@ -153,7 +159,8 @@ class SlackOutput(Output):
         return self._classify(response.status_code, error, response.headers or {})
 
     def _post_webhook(self, text: str, blocks: list[dict[str, Any]]) -> None:
-        body: dict[str, Any] = {"text": text, "unfurl_links": False, "unfurl_media": False}
+        body: dict[str, Any] = {"text": text, "unfurl_links": False, "unfurl_media": False,
+                                "link_names": False}
         for key in ("username", "icon_emoji", "icon_url"):
             if self.settings.get(key):
                 body[key] = self.settings[key]

@@ -6,32 +6,41 @@ moto does not check. FIFO topics get `MessageGroupId` = rule id and `MessageDedu
 = alert id; an update of an alert gets `<alert id>-u<count>`, because reusing the alert id
 would make SNS silently drop every update sent within its 5-minute dedup window.
 
-A message over 256 KB (SNS counts the body and the attributes, in bytes) is trimmed: the
-largest parts of the `event` go first, each replaced by a note of its size, and a top-level
-`trimmed` object lists what was cut — the alert always arrives, and says it is incomplete.
+A message over 256 KB (SNS counts the body and the attributes, in bytes) is trimmed by
+`engine.outputs.trim`: the largest parts go first (an event field, a huge `group_key` or
+summary), each replaced by a note of its size, and a top-level `trimmed` object lists what was
+cut — the alert always arrives, and says it is incomplete. Every field may hold any JSON
+value (an alert carries the record as received): subject, attributes and FIFO ids are built
+from whatever is there, within SNS's rules, and never raise.
 
-The client is built lazily (boto3 costs ~160 ms to import), with botocore's retries off (the
+boto3 is imported when the output is built (engine.outputs.preload: never in two worker
+threads at once), not at module import, so commands without SNS do not pay its ~160 ms.
+The client is built at the first delivery, with botocore's retries off (the
 worker retries with jitter), `endpoint_url` when given (else botocore's own
 `AWS_ENDPOINT_URL`), and credentials from `role_arn` via STS, refreshed before they expire.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import unicodedata
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import orjson
-
 from engine.errors import ConfigError
+from engine.outputs import preload
 from engine.outputs.base import AlertDoc, Output, OutputContext, get_logger, string_setting
+from engine.outputs.trim import fit
+from engine.outputs.values import count_of, one_line, text_of
 
 log = get_logger(__name__)
 
 MAX_BYTES = 262_144
 SUBJECT_LIMIT = 99
+ATTRIBUTE_LIMIT = 256
+_NOT_XML = ("\ufffe", "\uffff")
 _TOPIC = re.compile(r"arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 _ASCII_LOOKALIKE = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                                   "\u2013": "-", "\u2014": "-", "\u2026": "..."})
@@ -47,11 +56,11 @@ TRANSIENT = {"Throttling", "ThrottlingException", "Throttled", "ThrottledExcepti
 
 
 def subject(alert: AlertDoc) -> str:
-    """`[HIGH] title` as printable ASCII under 100 characters."""
-    prefix = f"[{str(alert.get('severity', '')).upper()}] "
+    """`[HIGH] title` as printable ASCII under 100 characters, whatever the fields hold."""
+    prefix = f"[{text_of(alert.get('severity'), 20)[:20].upper()}] "
     if alert.get("update"):
         prefix += "update: "
-    text = unicodedata.normalize("NFKD", prefix + str(alert.get("title") or ""))
+    text = unicodedata.normalize("NFKD", prefix + text_of(alert.get("title"), 300))
     text = "".join(c for c in text if not unicodedata.combining(c)).translate(_ASCII_LOOKALIKE)
     text = re.sub(r"[^\x20-\x7e]+", " ", text)
     text = re.sub(r" {2,}", " ", text).strip()
@@ -61,8 +70,15 @@ def subject(alert: AlertDoc) -> str:
 
 
 def attributes(alert: AlertDoc) -> dict[str, dict[str, str]]:
-    return {"severity": {"DataType": "String", "StringValue": str(alert.get("severity"))},
-            "rule_id": {"DataType": "String", "StringValue": str(alert.get("rule_id"))}}
+    """`severity` and `rule_id` for filter policies: printable, short, never empty (SNS
+    refuses an empty attribute value, and attributes count toward the 256 KB)."""
+    return {key: {"DataType": "String", "StringValue": _attribute(alert.get(key))}
+            for key in ("severity", "rule_id")}
+
+
+def _attribute(value: Any) -> str:
+    text = re.sub(r"[^\x20-\x7e]", "?", text_of(value, ATTRIBUTE_LIMIT)[:ATTRIBUTE_LIMIT])
+    return text.strip() or "unknown"
 
 
 def _attributes_size(attrs: Mapping[str, Mapping[str, str]]) -> int:
@@ -70,63 +86,30 @@ def _attributes_size(attrs: Mapping[str, Mapping[str, str]]) -> int:
                for k, v in attrs.items())
 
 
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=str)
-
-
 def fit_message(alert: AlertDoc, budget: int) -> str:
-    """The alert JSON, trimmed (largest event parts first, and marked) to `budget` bytes."""
-    raw = _dumps(alert)
-    if len(raw) <= budget:
-        return raw.decode()
-    doc = orjson.loads(raw)
-    note: dict[str, Any] = {"reason": "message over the SNS limit of 256 KB",
-                            "original_bytes": len(raw), "fields": []}
-    doc["trimmed"] = note
-    while len(_dumps(doc)) > budget:
-        if not _trim_largest(doc, note["fields"]):
-            _trim_rest(doc, note["fields"], budget)
-            break
-    return _dumps(doc).decode()
+    """The alert JSON, trimmed (largest parts first, and marked) to `budget` bytes.
+
+    U+FFFE and U+FFFF, which XML (SNS's Query API, SQS subscribers) refuses, are written as
+    JSON escapes: the same JSON value, 3 bytes longer each, so the budget makes room first.
+    """
+    reason = "message over the SNS limit of 256 KB"
+    message = fit(alert, budget, reason).decode()
+    found = sum(message.count(c) for c in _NOT_XML)
+    if found:
+        message = fit(alert, budget - 3 * found, reason).decode()
+        for char in _NOT_XML:
+            message = message.replace(char, f"\\u{ord(char):04x}")
+    return message
 
 
-def _trim_largest(doc: dict[str, Any], trimmed: list[str]) -> bool:
-    """Replace the largest dominating part of `doc['event']`; False when nothing is left."""
-    parent: Any = doc
-    key: Any = "event"
-    path = ["event"]
-    while True:
-        value = parent[key]
-        children = list(value.items()) if isinstance(value, dict) else (
-            list(enumerate(value)) if isinstance(value, list) else [])
-        sizes = [(len(_dumps(v)), k) for k, v in children]
-        if not sizes:
-            break
-        size, child = max(sizes, key=lambda item: item[0])
-        if size * 2 < len(_dumps(value)) or size < 64:
-            break  # no single child dominates: cut the container as a whole
-        parent, key = value, child
-        path.append(str(child))
-    size = len(_dumps(parent[key]))
-    if size < 64 or (isinstance(parent[key], str) and parent[key].startswith("[trimmed")):
-        return False
-    parent[key] = f"[trimmed: {size} bytes]"
-    trimmed.append(".".join(path))
-    return True
-
-
-def _trim_rest(doc: dict[str, Any], trimmed: list[str], budget: int) -> None:
-    """The event is already small: shorten the alert's own long lists and texts."""
-    if len(doc.get("event_ids") or []) > 100:
-        doc["event_ids"] = doc["event_ids"][:100]
-        trimmed.append("event_ids")
-    for key in ("summary", "title"):
-        if len(_dumps(doc)) > budget and len(str(doc.get(key) or "")) > 1000:
-            doc[key] = str(doc[key])[:1000] + "… (truncated)"
-            trimmed.append(key)
-    if len(_dumps(doc)) > budget:
-        doc["event"] = "[trimmed]"
-        trimmed.append("event")
+def fifo_id(value: Any, suffix: str = "") -> str:
+    """A MessageGroupId / MessageDeduplicationId: 1-128 printable ASCII characters; a value
+    that is not one already becomes a digest of itself, so distinct ids stay distinct."""
+    text = text_of(value, 10_000)
+    room = 128 - len(suffix)
+    if len(text) > room or not re.fullmatch(r"[\x21-\x7e]+", text):
+        text = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+    return text + suffix
 
 
 class SnsOutput(Output):
@@ -143,6 +126,7 @@ class SnsOutput(Output):
         self.fifo = self.topic_arn.endswith(".fifo")
         self._client: Any = None
         self._expires = float("inf")
+        preload.aws()  # here, before the worker threads start: see engine.outputs.preload
 
     @classmethod
     def check_more(cls, name: str, settings: Mapping[str, Any], where: str) -> None:
@@ -162,16 +146,14 @@ class SnsOutput(Output):
         budget = MAX_BYTES - _attributes_size(attrs) - len(title)
         message = fit_message(alert, budget)
         if '"trimmed":{"reason"' in message and "trimmed" not in alert:
-            log.warning("output %s: alert %s was over 256 KB: its largest event fields were "
-                        "trimmed", self.name, alert.get("alert_id"))
+            log.warning("output %s: alert %s was over 256 KB: its largest parts were trimmed",
+                        self.name, one_line(text_of(alert.get("alert_id"), 100)[:100]))
         args: dict[str, Any] = {"TopicArn": self.topic_arn, "Subject": title,
                                 "Message": message, "MessageAttributes": attrs}
         if self.fifo:
-            args["MessageGroupId"] = re.sub(r"[^\x21-\x7e]", "_", str(alert["rule_id"]))[:128]
-            dedup = str(alert["alert_id"])
-            if alert.get("update"):
-                dedup += f"-u{alert.get('event_count')}"
-            args["MessageDeduplicationId"] = dedup[:128]
+            args["MessageGroupId"] = fifo_id(alert.get("rule_id"))
+            suffix = f"-u{count_of(alert.get('event_count'))}" if alert.get("update") else ""
+            args["MessageDeduplicationId"] = fifo_id(alert.get("alert_id"), suffix)
         return args
 
     def send(self, alert: AlertDoc) -> None:

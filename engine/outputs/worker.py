@@ -11,6 +11,9 @@ when entered, are what a person on call needs to know:
 - broken (`OutputBroken`: revoked token, deleted channel or topic): no more attempts in this
   process; alerts stay in the outbox until `trailguard outbox retry` or a restart.
 
+Any other exception from an output (`Unexpected`) is retried like a connection error: an
+alert is never written off because of our bug or a library's.
+
 Waits between attempts use the shared stop event, so `Dispatcher.close` interrupts them;
 whatever is not delivered by then simply stays in the outbox, released for the next run.
 """
@@ -28,6 +31,15 @@ from engine.outputs.retry import Retrying, RetryPolicy, Stopped, deliver
 
 log = get_logger(__name__)
 _STOP = "\x00stop"
+
+
+class Unexpected(DeliveryError):
+    """Not an answer of the service but an exception of ours or of a client library (an
+    ImportError from a racing import, a formatter's bug): the alert is kept and retried,
+    never written off as non-retryable, and the output is not counted as down."""
+
+    def __init__(self, output: str, message: str) -> None:
+        super().__init__(output, f"unexpected error: {message}", retryable=True)
 
 
 @dataclass
@@ -107,7 +119,7 @@ class Worker:
             self.stats.failed += 1
             return
         try:
-            deliver(lambda: self.output.send(entry.message()), self.name, self.policy,
+            deliver(lambda: self._send(entry), self.name, self.policy,
                     self._stop.wait, 1 if self.down else None, self._retrying(entry))
         except Stopped:
             self.store.release(self.name, alert_id, self.owner, "stopped before delivery")
@@ -115,11 +127,22 @@ class Worker:
         except DeliveryError as exc:
             self._give_up(entry, exc)
             return
-        except Exception as exc:  # an output's bug must not kill the worker or lose the alert
+        except Exception as exc:  # a failure around the attempts (the state store): kept
             log.exception("output %s: unexpected error", self.name)
-            self._give_up(entry, DeliveryError(self.name, redact(repr(exc)), retryable=False))
+            self._give_up(entry, Unexpected(self.name, redact(repr(exc))))
             return
         self._delivered(entry)
+
+    def _send(self, entry: Entry) -> None:
+        """One attempt; an exception that is not a DeliveryError becomes a retryable one."""
+        try:
+            self.output.send(entry.message())
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            log.exception("output %s: unexpected error sending alert %s", self.name,
+                          entry.alert_id)
+            raise Unexpected(self.name, redact(repr(exc))) from exc
 
     def _retrying(self, entry: Entry) -> Retrying:
         def on_retry(exc: DeliveryError, delay: float, failures: int) -> None:
@@ -140,6 +163,9 @@ class Worker:
         elif not exc.retryable:
             log.error("%s; alert %s (%s) is kept in the outbox", error, entry.alert_id,
                       entry.alert.get("rule_id"))
+        elif isinstance(exc, Unexpected):  # says nothing about the output being down
+            log.error("%s; alert %s (%s) is kept in the outbox and retried", error,
+                      entry.alert_id, entry.alert.get("rule_id"))
         elif not self.down:
             self.down = True
             log.error("%s; gave up on alert %s after %d attempts. Output %s counts as down: "

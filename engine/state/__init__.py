@@ -6,6 +6,7 @@ One interface, three backends chosen by URL (`open_store`):
     sqlite:///relative.db       the daemon's default: one process, survives restarts (WAL)
     sqlite:////abs/path.db
     redis://host:port/db        shared by several daemons: every change is atomic in Redis
+    redis://host:port/db?prefix=NAME   the same, its keys under NAME: instead of trailguard:
 
 The store knows nothing about rules. It offers two primitives, and the decider
 (engine.decide, engine.state.windows) builds dedup, threshold, first_seen and copy folding on
@@ -165,6 +166,7 @@ def open_store(url: str) -> StateStore:
     parts = urlsplit(url)
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     horizon = _horizon(options.pop("event_ids", None), parts.scheme, url)
+    prefix = options.pop("prefix", None) if parts.scheme in ("redis", "rediss") else None
     if options:
         raise ConfigError(f"state {url!r}: unknown option(s) {', '.join(sorted(options))}",
                           "state")
@@ -172,7 +174,8 @@ def open_store(url: str) -> StateStore:
     if opener is None:
         raise ConfigError(f"state {url!r}: use memory://, sqlite:///PATH or "
                           "redis://HOST:PORT/DB", "state")
-    return opener(url.split("?", 1)[0], horizon)
+    # A Redis namespace stays in the URL: RedisStore reads it there (redis_prefix).
+    return opener(url.split("?", 1)[0] + (f"?prefix={prefix}" if prefix else ""), horizon)
 
 
 def _horizon(text: str | None, scheme: str, url: str) -> float:
@@ -204,6 +207,16 @@ def _open_redis(url: str, horizon: float) -> StateStore:
     from engine.state.redisdb import RedisStore
 
     return RedisStore(url, horizon)
+
+
+def redis_prefix(url: str) -> str:
+    """The key prefix a `redis://` URL names (`?prefix=NAME`; default `trailguard`): several
+    users of one Redis database (test runs, environments) keep their keys apart with it."""
+    values = parse_qs(urlsplit(url).query).get("prefix")
+    prefix = values[-1] if values else "trailguard"
+    if not prefix or any(c in prefix for c in "*?[]{} "):
+        raise ConfigError(f"state {url!r}: prefix must be a plain name", "state")
+    return prefix
 
 
 _BACKENDS: dict[str, Callable[[str, float], StateStore]] = {
