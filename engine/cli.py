@@ -17,9 +17,10 @@ import orjson
 
 from engine import __version__
 from engine.config import Config
-from engine.errors import ConfigError, RuleError
+from engine.errors import ConfigError, RuleError, StateError
 from engine.evaluator import ENGINES
 from engine.model import Alert
+from engine.redaction import redact
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 Command = Callable[[argparse.Namespace], int]
@@ -35,8 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(args)
     except ConfigError as exc:
-        print(f"trailguard: config error: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"trailguard: config error: {problem}", file=sys.stderr)
+        if len(exc.problems) > 1:
+            print(f"{len(exc.problems)} config errors", file=sys.stderr)
         return EXIT_USAGE
+    except StateError as exc:  # once under way: not the config's fault (redacted, no URL secret)
+        print(f"trailguard: state store unavailable: {exc}", file=sys.stderr)
+        return EXIT_FAILURES
     except RuleError as exc:
         _print_problems(exc.problems)
         return EXIT_FAILURES
@@ -112,7 +119,6 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 
 def _scan(args: argparse.Namespace) -> int:
     from engine.decide import new_decider
-    from engine.errors import StateError
     from engine.evaluator import Evaluator
     from engine.inputs import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
@@ -136,6 +142,11 @@ def _scan(args: argparse.Namespace) -> int:
     suppressor = suppressor_for(setup.config, setup.functions, ruleset.rules, args.engine)
     lateness = setup.config.allowed_lateness
     state_url = args.state or ("memory://" if args.dry_run else setup.config.state) or "memory://"
+    try:
+        store = open_store(state_url)
+    except (StateError, OSError) as exc:  # cannot even start: the URL is the thing to check
+        raise ConfigError(str(exc) if isinstance(exc, StateError) else
+                          f"state {state_url}: {exc}", "--state") from None
     progress = Progress(_total_bytes(paths))
     sink = _AlertSink(setup.config, state_url, args.format, deliver=not args.dry_run)
     backtest = Backtest() if args.report else None
@@ -148,7 +159,7 @@ def _scan(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     stats = ScanStats(span=[float("inf"), float("-inf")] if backtest else None)
     try:
-        with open_store(state_url) as store:
+        with store:
             decider = new_decider(evaluator, lateness, store)
             if STDIN not in paths:  # files in eventTime order, walked lazily (SPEC §7)
                 stats = parallel_scan(walk(paths), workers, evaluator, decider, store, send,
@@ -158,8 +169,6 @@ def _scan(args: argparse.Namespace) -> int:
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
                                  evaluator, decider, send, stats=stats, refs=refs,
                                  suppressor=suppressor)
-    except StateError as exc:
-        raise ConfigError(str(exc), "--state") from exc
     finally:
         progress.close()  # before anything else is written to stderr
         left = sink.close()
@@ -170,7 +179,8 @@ def _scan(args: argparse.Namespace) -> int:
     if backtest:
         write_report(args.report, backtest.build(stats, evaluator, suppressor))
     if left:
-        print(f"trailguard: {left} alert(s) not delivered are in the outbox of {state_url}: "
+        print(f"trailguard: {left} alert(s) not delivered are in the outbox of "
+              f"{redact(state_url)}: "
               "trailguard outbox list|retry -c CONFIG", file=sys.stderr)
     return EXIT_FAILURES if stats.unreadable or left else EXIT_OK
 
@@ -212,7 +222,7 @@ class _AlertSink:
             return 0
         report = self.dispatcher.close()
         for line in report.lines():
-            print(f"trailguard: {line}", file=sys.stderr)
+            print(redact(f"trailguard: {line}"), file=sys.stderr)  # it names the state URL
         return int(report.left)
 
 
@@ -250,7 +260,7 @@ def _total_bytes(paths: list[str]) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from engine.setup import prepare, rules_of
 
-    setup = prepare(args.config, args.rules)
+    setup = prepare(args.config, args.rules, delivery=True)  # every config problem, at once
     if setup.config.path:
         from engine.outputs import check_delivery_config
 

@@ -31,15 +31,21 @@ def _logged(args: argparse.Namespace) -> int:
     """`_run`, with every line on stderr a log line (JSON unless --log-format text), errors
     at start included: a log pipeline must not meet a plain-text line."""
     from engine import logs
-    from engine.errors import RuleError
+    from engine.errors import RuleError, StateError
 
     logs.configure(json_lines=args.log_format == "json")
     threading.excepthook = _thread_died
     try:
         return _run(args)
     except ConfigError as exc:
-        log.error("config error: %s", exc)
+        for problem in exc.problems:  # a line each, with its PATH:LINE
+            log.error("config error: %s", problem)
+        if len(exc.problems) > 1:
+            log.error("%d config errors", len(exc.problems))
         return 2
+    except StateError as exc:  # once started: not a config error, and no traceback (redacted)
+        log.error("state store unavailable: %s", exc)
+        return 1
     except RuleError as exc:
         for problem in exc.problems:
             log.error("rule error: %s", problem)
@@ -61,41 +67,72 @@ def _run(args: argparse.Namespace) -> int:
     from engine.daemon.marks import StoreMarks
     from engine.daemon.metrics import Metrics
     from engine.daemon.runner import Runner
-    from engine.daemon.server import serve
     from engine.daemon.sources import build_sources
     from engine.durations import parse_duration
     from engine.errors import StateError
     from engine.outputs import build_dispatcher
+    from engine.redaction import register_url_password
     from engine.scan import tune_gc
     from engine.setup import prepare
     from engine.state import open_store
 
     logs.configure(json_lines=args.log_format == "json")
     tune_gc()
-    setup = prepare(args.config, args.rules)
+    setup = prepare(args.config, args.rules, delivery=True)  # every config problem, at once
     config = setup.config
+    listen = _listen(args.listen, config)
     state_url = args.state or config.state or DEFAULT_STATE
+    register_url_password(state_url)
     try:
         store = open_store(state_url)
-    except StateError as exc:
-        raise ConfigError(str(exc), "state") from exc
+    except (StateError, OSError) as exc:  # OSError: a SQLite directory that cannot be made
+        message = str(exc) if isinstance(exc, StateError) else f"state {state_url}: {exc}"
+        raise ConfigError(message, "--state" if args.state else config.where("state")) from None
     store.autocommit = False  # the runner commits each batch once its alerts are durable
     dispatcher = build_dispatcher(config, state_url)
-    sources = build_sources(config.sources, StoreMarks(store))
+    sources = build_sources(config.sources, StoreMarks(store), where=config.where("sources"))
     if not sources:
         raise ConfigError("the daemon needs at least one source", config.where("sources"))
     metrics = Metrics()
-    grace = parse_duration(config.server.get("grace_period", "30s"))
+    grace = parse_duration(config.server.get("grace_period") or "30s")  # checked at load
     runner = Runner(config, setup.rule_paths, store, dispatcher, sources, metrics,
                     args.engine, grace)
-    listen = args.listen or config.server.get("listen", "127.0.0.1:9090")
-    server = serve(str(listen), metrics.registry, runner.readiness,
-                   lambda: not runner.stopping.is_set())
+    server = _serve(listen, config, metrics, runner)
     host, port = server.server_address[:2]
     # a log line like every other: tests and scripts find the port by `listening on HOST:PORT`
     log.info("listening on %s:%s (/healthz /readyz /metrics)", host, port)
     runner.install_signals()
     try:
         return runner.run()
+    except StateError as exc:
+        # The store went away and the last flush could not reach it: what was not committed
+        # was not acknowledged either, so its sources hand it out again. Not a crash.
+        log.error("state store unavailable while stopping: %s; work not committed will be "
+                  "read again from its source", exc)
+        return 0 if runner.stopping.is_set() else 1
     finally:
         server.shutdown()
+
+
+def _listen(option: str | None, config: Any) -> str:
+    from engine.settings import listen as check_listen
+
+    if option is None:
+        return str(config.server.get("listen") or "127.0.0.1:9090")
+    problem = check_listen(option)
+    if problem:
+        raise ConfigError(problem, "--listen")
+    return option
+
+
+def _serve(listen: str, config: Any, metrics: Any, runner: Any) -> Any:
+    """The health server, or a ConfigError when its address cannot be had (in use, or a
+    host that does not resolve)."""
+    from engine.daemon.server import serve
+
+    try:
+        return serve(listen, metrics.registry, runner.readiness,
+                     lambda: not runner.stopping.is_set())
+    except OSError as exc:
+        raise ConfigError(f"server.listen: cannot listen on {listen}: "
+                          f"{exc.strerror or exc}", config.where("server")) from None

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from engine.errors import ConfigError, DeliveryError
+from engine.redaction import redact
 
 EXIT_OK, EXIT_FAILURES = 0, 1
 Handler = Callable[[argparse.Namespace], int]
@@ -94,7 +95,8 @@ def _list(args: argparse.Namespace, config: Any, state: str) -> int:
         print(f"{entry.output}{note}  {entry.alert_id}  {alert.get('severity')}  "
               f"{alert.get('rule_id')}  attempts={entry.attempts}  since {_iso(entry.created)}"
               + (f"  last error: {entry.last_error}" if entry.last_error else ""))
-    print(f"trailguard: {len(entries)} alert(s) in the outbox of {state}", file=sys.stderr)
+    print(f"trailguard: {len(entries)} alert(s) in the outbox of {redact(state)}",
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -110,7 +112,8 @@ def _retry(args: argparse.Namespace, config: Any, state: str) -> int:
     dispatcher = Dispatcher(outputs, router, store, drain=False)
     queued = dispatcher.retry_outbox(include_permanent=True)
     report = dispatcher.close()
-    print(f"trailguard: retried {queued} alert(s) from the outbox of {state}", file=sys.stderr)
+    print(f"trailguard: retried {queued} alert(s) from the outbox of {redact(state)}",
+          file=sys.stderr)
     for line in report.lines():
         print(line, file=sys.stderr)
     return EXIT_FAILURES if report.left else EXIT_OK

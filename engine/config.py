@@ -3,7 +3,12 @@
 The config is checked as a whole when it loads, like rules: a daemon that starts with a typo
 in its config and only notices at the first alert is a daemon that misses that alert.
 Sections owned by later stages (sources, outputs, routes, server) are kept as validated
-mappings here and interpreted by the module that uses them.
+mappings here and interpreted by the module that uses them; sources and server are checked
+key by key against their declarations (engine.configcheck), outputs and routes too when
+`delivery=True` (validate, run). Every problem is collected and raised at once, as one
+ConfigError: a config with three mistakes takes one run to fix, not three. Values read from
+an environment variable whose name says it is a secret (`SLACK_BOT_TOKEN`) are registered
+with engine.redaction, so no error or log line shows them.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from typing import Any
 
 import yaml
 
+from engine import configcheck
 from engine.durations import parse_duration
 from engine.errors import ConfigError
 from engine.functions import WELL_KNOWN_LISTS
+from engine.redaction import SECRET_NAME, register_secret, register_url_password
 from engine.yamlio import Located, error_line, load_documents, plain
 
 TOP_LEVEL = frozenset({"rules", "lists", "state", "allowed_lateness", "sources", "outputs",
@@ -51,8 +58,10 @@ class Config:
         return f"{self.path}:{self.lines.get(key, 1)}" if self.path else key
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and check a config file; raise ConfigError naming the file, line and field."""
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None,
+                delivery: bool = False) -> Config:
+    """Read and check a config file; raise one ConfigError carrying every problem, each
+    naming the file, line and field. `delivery` checks outputs and routes as well."""
     path = Path(path)
     env = os.environ if environ is None else environ
     try:
@@ -64,45 +73,79 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
     if len(documents) != 1 or not isinstance(documents[0], Located):
         raise ConfigError("the config must be one YAML mapping", f"{path}:1")
     doc = documents[0]
+    errors: list[ConfigError] = []
     for key in doc:
         if key not in TOP_LEVEL:
-            raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(TOP_LEVEL))})",
-                              f"{path}:{doc.line_of(key)}")
-    resolved = _interpolate(doc, env, path)
-    return _build(path, doc, resolved)
+            errors.append(ConfigError(f"{key}: unknown key (known: {', '.join(sorted(TOP_LEVEL))})",
+                                      f"{path}:{doc.line_of(key)}"))
+    resolved = _interpolate(doc, env, path, errors)
+    config = _build(path, doc, resolved, errors)
+    outputs_read = bool(config.outputs) or not resolved.get("outputs")  # else already an error
+    if delivery and outputs_read:
+        errors += configcheck.check_delivery(doc.get("outputs"), config.outputs,
+                                             list(config.routes), path, config.where)
+    if errors:
+        raise ConfigError.collected(sorted(errors, key=_line_of))
+    return config
 
 
-def _build(path: Path, doc: Located, raw: Any) -> Config:
+def _line_of(error: ConfigError) -> int:
+    line = error.where.rpartition(":")[2]
+    return int(line) if line.isdigit() else 0
+
+
+def _build(path: Path, doc: Located, raw: Any, errors: list[ConfigError]) -> Config:
     def at(key: str) -> str:
         return f"{path}:{doc.line_of(key)}"
 
+    def collect(parse: Any, default: Any) -> Any:
+        try:
+            return parse()
+        except ConfigError as exc:
+            errors.append(exc)
+            return default
+
     base = path.parent
+    lines = {str(k): doc.line_of(str(k)) for k in doc}
+    errors += configcheck.check_sources(doc.get("sources"), raw.get("sources"), path,
+                                        lines.get("sources", 1))
+    errors += configcheck.check_server(doc.get("server"), raw.get("server"), path,
+                                       lines.get("server", 1))
+    sources = raw.get("sources") if isinstance(raw.get("sources"), list) else []
     return Config(
         path=str(path),
-        rules=_rule_paths(raw.get("rules", []), base, at),
-        lists=_lists(raw.get("lists") or {}, base, at),
-        state=_state_url(raw.get("state"), base, at) if raw.get("state") else None,
-        allowed_lateness=_lateness(raw.get("allowed_lateness"), at),
-        sources=tuple(_source(s, base) for s in _mappings(raw.get("sources") or [], "sources", at)),
-        outputs=_outputs(raw.get("outputs") or {}, at),
-        routes=tuple(_mappings(raw.get("routes") or [], "routes", at)),
-        server=dict(raw.get("server") or {}),
-        lines={str(k): doc.line_of(str(k)) for k in doc},
-        suppressions=_rule_paths(raw.get("suppressions", []), base, at, "suppressions"),
+        rules=collect(lambda: _rule_paths(raw.get("rules", []), base, at), ()),
+        lists=collect(lambda: _lists(raw.get("lists") or {}, base, at), {}),
+        state=collect(lambda: _state_url(raw.get("state"), base, at), None)
+        if raw.get("state") else None,
+        allowed_lateness=collect(lambda: _lateness(raw.get("allowed_lateness"), at),
+                                 DEFAULT_LATENESS),
+        sources=tuple(_source(s, base) for s in sources if isinstance(s, dict)),
+        outputs=collect(lambda: _outputs(raw.get("outputs") or {}, at), {}),
+        routes=tuple(collect(lambda: _mappings(raw.get("routes") or [], "routes", at), [])),
+        server=dict(raw.get("server") or {}) if isinstance(raw.get("server"), dict) else {},
+        lines=lines,
+        suppressions=collect(lambda: _rule_paths(raw.get("suppressions", []), base, at,
+                                                 "suppressions"), ()),
     )
 
 
-def _interpolate(value: Any, env: Mapping[str, str], path: Path, line: int = 1) -> Any:
+def _interpolate(value: Any, env: Mapping[str, str], path: Path, errors: list[ConfigError],
+                 line: int = 1) -> Any:
     """`${VAR}` in any string, resolved from the environment; a missing one is an error."""
     if isinstance(value, Located):
-        return {k: _interpolate(v, env, path, value.line_of(k)) for k, v in value.items()}
+        return {k: _interpolate(v, env, path, errors, value.line_of(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(item, env, path, line) for item in value]
+        return [_interpolate(item, env, path, errors, line) for item in value]
     if isinstance(value, str):
         def replace(found: re.Match[str]) -> str:
             name = found.group(1)
             if name not in env:
-                raise ConfigError(f"environment variable {name} is not set", f"{path}:{line}")
+                errors.append(ConfigError(f"environment variable {name} is not set",
+                                          f"{path}:{line}"))
+                return ""
+            if SECRET_NAME.search(name):
+                register_secret(env[name])
             return env[name]
 
         return _ENV.sub(replace, value)
@@ -157,6 +200,7 @@ def _read_list_file(path: Path, name: str, at: Any) -> list[str]:
 
 def _state_url(value: Any, base: Path, at: Any) -> str:
     text = str(value)
+    register_url_password(text)  # redis://:PASSWORD@host: shown nowhere, whatever shows it
     if not text.startswith(("memory://", "sqlite://", "redis://", "rediss://")):
         raise ConfigError(f"state: unsupported URL {text!r} (memory://, sqlite:///PATH, "
                           "redis://HOST:PORT/DB)", at("state"))

@@ -2,18 +2,25 @@
 
     TrailguardError
     ├── RuleError        a rule file is invalid (path, line, field); collected, never raised alone
-    ├── ConfigError      the config file or a command-line option is invalid (exit status 2)
+    ├── ConfigError      the config file or a command-line option is invalid (exit status 2);
+    │                    carries every problem found (`problems`), not just the first
     ├── DecodeError      a payload is not CloudTrail; counted and dead-lettered, never fatal
-    ├── StateError       the state store is unreachable or inconsistent
+    ├── StateError       the state store is unreachable or inconsistent (exit status 1 once
+    │                    a command is under way: it is not a config error)
     └── DeliveryError    an output could not deliver an alert (retryable or permanent)
 
 Context lives in attributes and `__str__` renders it the way a compiler would, so a user
-reading `rules/x.yml:7: condition: unknown function 'lenght'` can jump to the place.
+reading `rules/x.yml:7: condition: unknown function 'lenght'` can jump to the place. The
+messages of ConfigError and StateError pass through `engine.redaction.redact`: they quote
+URLs and config values, and a password or token must not reach a terminal or a log that way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from engine.redaction import redact
 
 
 class TrailguardError(Exception):
@@ -44,11 +51,25 @@ class RuleError(TrailguardError):
 
 
 class ConfigError(TrailguardError):
-    """The configuration is invalid; `where` names the file and line or the option."""
+    """The configuration is invalid; `where` names the file and line or the option.
+
+    `problems` holds one line per problem (`PATH:LINE: field: message`): a config is checked
+    whole and every problem reported at once (`ConfigError.collected`)."""
 
     def __init__(self, message: str, where: str = "") -> None:
         self.where = where
-        super().__init__(f"{where}: {message}" if where else message)
+        text = redact(f"{where}: {message}" if where else message)
+        self.problems: list[str] = [text]
+        super().__init__(text)
+
+    @classmethod
+    def collected(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error carrying every problem of `errors`, in order."""
+        problems = [line for error in errors for line in error.problems]
+        combined = cls("\n".join(problems))
+        combined.problems = problems
+        combined.where = errors[0].where if errors else ""
+        return combined
 
 
 class DecodeError(TrailguardError):
@@ -62,6 +83,9 @@ class DecodeError(TrailguardError):
 
 class StateError(TrailguardError):
     """The state store failed; the caller retries or stops, it never guesses."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(redact(str(message)))
 
 
 class DeliveryError(TrailguardError):

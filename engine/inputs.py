@@ -126,7 +126,7 @@ def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None
         stream = open_gzip(reader) if reader.peek(2)[:2] == GZIP_MAGIC else reader
         yield from _decode_stream(stream, origin)
     except GZIP_ERRORS as exc:  # OSError: read errors and bad gzip; EOFError: truncated gzip
-        yield Malformed(origin, f"read failed: {_describe(exc)}")
+        yield Malformed(origin, f"read failed: {_describe(exc)}", unreadable=True)  # exit 1
 
 
 def _one(item: Item, refs: Refs | None) -> Iterator[Item]:

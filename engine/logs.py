@@ -2,6 +2,8 @@
 
 Fields passed as `extra={"rule_id": ..., "event_id": ..., "output": ..., "origin": ...}`
 become keys of the line, so a log pipeline can filter on them without parsing messages.
+Every line, its traceback and its context values pass through engine.redaction: a log line
+quotes URLs and errors, and must show no password or token whichever module wrote it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 
 import orjson
+
+from engine.redaction import redact
 
 CONTEXT_FIELDS = ("rule_id", "event_id", "alert_id", "output", "origin", "source", "reason",
                   "count")
@@ -22,20 +26,27 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
-                line[name] = value
+                line[name] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
-            line["error"] = self.formatException(record.exc_info)
+            line["error"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(line, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`--log-format text`, redacted like the JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure(level: str = "INFO", json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter(
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

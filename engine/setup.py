@@ -19,9 +19,11 @@ class Setup:
     rule_paths: tuple[str, ...]
 
 
-def prepare(config_path: str | None, rule_paths: Sequence[str] | None) -> Setup:
-    """Config (or defaults) and the rule paths: `-r` wins, then the config, then the pack."""
-    config = load_config(config_path) if config_path else Config()
+def prepare(config_path: str | None, rule_paths: Sequence[str] | None,
+            delivery: bool = False) -> Setup:
+    """Config (or defaults) and the rule paths: `-r` wins, then the config, then the pack.
+    `delivery` checks the config's outputs and routes too (validate, run)."""
+    config = load_config(config_path, delivery=delivery) if config_path else Config()
     paths = tuple(rule_paths or config.rules or (str(shipped_rules()),))
     return Setup(config, TrailguardFunctions(config.lists), paths)
 

@@ -106,6 +106,7 @@ def test_iter_paths_truncated_gzip_is_malformed_after_the_good_records() -> None
             str(log),
             "read failed: EOFError: Compressed file ended before the end-of-stream marker"
             " was reached",
+            unreadable=True,  # not fully readable: scan exits 1 (issue 15 §11)
         )
     ]
     lines = FIXTURES / "garbage" / "truncated-lines.jsonl.gz"
@@ -113,6 +114,7 @@ def test_iter_paths_truncated_gzip_is_malformed_after_the_good_records() -> None
     assert 0 < len(records) < 600
     assert records == sorted((RECORDS * 200)[: len(records)], key=lambda r: r["eventTime"])
     assert isinstance(last, Malformed) and last.origin == str(lines) and "EOFError" in last.reason
+    assert last.unreadable
 
 
 def test_iter_paths_junk_and_empty_files() -> None:
@@ -141,7 +143,8 @@ def test_iter_paths_missing_path_and_dangling_symlink(tmp_path: Path) -> None:
 def test_iter_paths_read_error_is_malformed() -> None:
     """An error while reading (EIO here) is a Malformed, not an exception."""
     assert read("/proc/self/mem") == [
-        Malformed("/proc/self/mem", "read failed: OSError: Input/output error")
+        Malformed("/proc/self/mem", "read failed: OSError: Input/output error",
+                  unreadable=True)
     ]
 
 

@@ -43,6 +43,13 @@ def _client(service: str, settings: Mapping[str, Any], endpoint_key: str = "endp
     return boto3.client(service, **kwargs)
 
 
+def _setting(settings: Mapping[str, Any], key: str, default: Any) -> Any:
+    """A setting, or its default when absent or null (`endpoint_url: null` style); its
+    type was checked when the config loaded (engine.daemon.registry)."""
+    value = settings.get(key)
+    return default if value is None else value
+
+
 def fetch_object(s3: Any, bucket: str, key: str) -> IO[bytes]:
     """The object in a temporary file (gone when closed), at its start: the runner reads it
     as a stream (inputs.iter_object), so memory stays flat whatever the object's size."""
@@ -80,10 +87,11 @@ class SqsSource:
             raise ConfigError(f"source {name}: sqs needs queue_url", "sources")
         s3_settings = {**settings, "endpoint_url": settings.get("s3_endpoint_url")
                        or settings.get("endpoint_url")}
-        visibility = int(parse_duration(settings.get("visibility_timeout", "5m")))
+        visibility = int(parse_duration(_setting(settings, "visibility_timeout", "5m")))
         return cls(name, _client("sqs", settings), _client("s3", s3_settings),
                    str(settings["queue_url"]), visibility,
-                   int(settings.get("max_messages", 10)), int(settings.get("wait_seconds", 20)))
+                   int(_setting(settings, "max_messages", 10)),
+                   int(_setting(settings, "wait_seconds", 20)))
 
     def poll(self, wait: float) -> list[Delivery]:
         answer = self.sqs.receive_message(
@@ -157,9 +165,9 @@ class S3Source:
                     environ: Mapping[str, str]) -> S3Source:
         if not settings.get("bucket"):
             raise ConfigError(f"source {name}: s3 needs bucket", "sources")
-        interval = parse_duration(settings.get("poll_interval", "60s"))
+        interval = parse_duration(_setting(settings, "poll_interval", "60s"))
         return cls(name, _client("s3", settings), str(settings["bucket"]),
-                   str(settings.get("prefix", "AWSLogs/")), interval, marks)
+                   str(_setting(settings, "prefix", "AWSLogs/")), interval, marks)
 
     def poll(self, wait: float) -> list[Delivery]:
         now = time.monotonic()

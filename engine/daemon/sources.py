@@ -42,6 +42,12 @@ class Delivery:
     path: str | None = None  # the payload is this file, read when processed
     object: ObjectRef | None = None  # the payload is this S3 object, fetched when processed
     lines: list[tuple[str, bytes]] | None = None  # the payload is these (origin, line) pairs
+    # poison: reading the same payload again would fail the same way. Default: `fail`.
+    dead_letter: Callable[[str], None] | None = None
+
+    def reject(self, reason: str) -> None:
+        """Give up on this payload as it is: dead-letter it (or, without that, `fail`)."""
+        (self.dead_letter or self.fail)(reason)
 
 
 class Source(Protocol):
@@ -62,7 +68,10 @@ class FilesSource:
     """Watches directories (and files) for new or grown files; each file is read once.
 
     What has been read is remembered by (path, size, mtime) in memory and, when a marks store
-    is given, durably, so a restart does not read the same files again.
+    is given, durably, so a restart does not read the same files again. A file that cannot
+    be decoded (not CloudTrail, a truncated gzip) is dead-lettered the same way: reported
+    once, and read again only when it changes. Reading it at every poll instead wrote 18 MB
+    of dead-letter log in 11 s for 26 such files.
     """
 
     def __init__(self, name: str, paths: list[str], marks: Marks | None = None) -> None:
@@ -94,7 +103,15 @@ class FilesSource:
                 continue
             self._handed.add(key)
             yield Delivery(b"", str(path), ack=self._acker(key), fail=self._failer(key),
-                           path=str(path))
+                           path=str(path), dead_letter=self._dead_letter(key))
+
+    def _dead_letter(self, key: str) -> Callable[[str], None]:
+        ack = self._acker(key)
+
+        def dead_letter(reason: str) -> None:
+            ack()  # reported once; a changed file has another key and is read again
+
+        return dead_letter
 
     def _acker(self, key: str) -> Callable[[], None]:
         def ack() -> None:
@@ -209,24 +226,28 @@ class Marks(Protocol):
 
 
 def build_sources(configs: tuple[Mapping[str, Any], ...], marks: Marks | None,
-                  environ: Mapping[str, str] | None = None) -> list[Source]:
-    """Sources from the config's `sources:` list; unknown types are config errors."""
-    from engine.daemon.aws_sources import S3Source, SqsSource
+                  environ: Mapping[str, str] | None = None, where: str = "sources"
+                  ) -> list[Source]:
+    """Sources from the config's `sources:` list, by type (engine.daemon.registry).
+
+    The settings were checked when the config loaded; what is left to fail here is the
+    construction itself (an AWS client refusing its region, say): a ConfigError naming the
+    source, never a traceback."""
+    from engine.daemon.registry import SOURCE_TYPES, source_name
 
     env = os.environ if environ is None else environ
     sources: list[Source] = []
     for number, settings in enumerate(configs):
         kind = settings.get("type")
-        name = str(settings.get("name") or f"{kind}-{number}")
-        if kind == "files":
-            sources.append(FilesSource(name, [str(p) for p in settings.get("paths", [])], marks))
-        elif kind == "stdin":
-            sources.append(StdinSource(name))
-        elif kind == "sqs":
-            sources.append(SqsSource.from_config(name, settings, env))
-        elif kind == "s3":
-            sources.append(S3Source.from_config(name, settings, marks, env))
-        else:
-            raise ConfigError(f"sources[{number}]: unknown type {kind!r} "
-                              "(files, stdin, sqs, s3)", "sources")
+        source_type = SOURCE_TYPES.get(kind) if isinstance(kind, str) else None
+        if source_type is None:
+            raise ConfigError(f"sources[{number}].type: unknown type {kind!r} "
+                              f"(known: {', '.join(sorted(SOURCE_TYPES))})", where)
+        try:
+            sources.append(source_type.build(source_name(settings, number), settings, marks, env))
+        except ConfigError:
+            raise
+        except Exception as exc:  # a third-party client's own complaint about its settings
+            raise ConfigError(f"sources[{number}]: cannot set up the {kind} source: {exc}",
+                              where) from None
     return sources

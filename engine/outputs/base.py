@@ -14,7 +14,6 @@ passed through `redact()`, so a secret never reaches a log line or an error.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from typing import Any, ClassVar
 
 from engine.errors import ConfigError, DeliveryError
 from engine.outputs.outbox import Outbox
+from engine.redaction import MASK as MASK  # re-exported: outputs and their tests use it here
+from engine.redaction import RedactSecrets, redact, register_secret
 
 AlertDoc = dict[str, Any]
 DEFAULT_TIMEOUT = 10.0
@@ -34,46 +35,7 @@ class OutputBroken(DeliveryError):
         super().__init__(output, message, retryable=False)
 
 
-# -- secrets -----------------------------------------------------------------------------
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-MASK = "[redacted]"
-
-
-def register_secret(value: str | None) -> None:
-    """Mask `value` (and, for a URL, its path) everywhere this package logs or raises."""
-    if not value or len(value) < 6:
-        return
-    with _secrets_lock:
-        _secrets.add(value)
-        if "://" in value:
-            path = value.split("://", 1)[1].partition("/")[2]
-            if len(path) >= 6:
-                _secrets.add("/" + path)
-
-
-def redact(text: str) -> str:
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, MASK)
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """Rewrites a record's message (and traceback) with every known secret masked."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        return True
-
-
+# -- secrets: engine.redaction, the one helper of the whole program ---------------------
 def get_logger(name: str) -> logging.Logger:
     logger = logging.getLogger(name)
     if not any(isinstance(f, RedactSecrets) for f in logger.filters):
