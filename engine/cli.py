@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from engine import __version__
+from engine import __version__, jsonsafe
 from engine.config import Config
 from engine.errors import ConfigError, RuleError, StateError
 from engine.evaluator import ENGINES
@@ -213,7 +213,7 @@ class _AlertSink:
 
             self.out.write(alert_text(alert).encode() + b"\n")
         else:
-            self.out.write(orjson.dumps(alert.to_dict(), option=orjson.OPT_APPEND_NEWLINE))
+            self.out.write(jsonsafe.dumps(alert.to_dict(), orjson.OPT_APPEND_NEWLINE))
 
     def close(self) -> int:
         """Flush, wait for deliveries; the number of alerts left undelivered."""

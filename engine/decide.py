@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from engine import jsonsafe
 from engine.evaluator import Compiled, CompiledRule, Evaluator
 from engine.eventtime import event_epoch, iso, now_iso
 from engine.model import Alert, Match, Record, Rule, alert_id_for
@@ -162,9 +163,9 @@ class Decider:
                 return [*due, _direct_alert(plan.rule, _hit(match, t, plan.summarise))]
         if t < self.watermark - self.allowed_lateness:
             self.late += 1  # decided at once, after what waited in the buffer
+            if rule_id in self._lane_rules:  # its group's waiting matches join that buffer
+                self._to_general(_lane_key(rule_id, match.group_key))  # before the release
             due = due + self._release()
-            if rule_id in self._lane_rules:
-                self._to_general(_lane_key(rule_id, match.group_key))
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         record = match.record
@@ -487,7 +488,7 @@ class Decider:
         if start is None:
             start = self._learn[hit.rule_id] = self.store.update(
                 f"l\x1f{hit.rule_id}", win.learn_start(hit.t))
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        text = value if isinstance(value, str) else jsonsafe.dumps(value).decode()
         key = f"f\x1f{hit.rule_id}\x1f{hit.group}\x1f{text}"
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
 
@@ -564,7 +565,7 @@ def _hit(match: Match, t: float, summarise: Callable[[Record], str]) -> Hit:
 def _direct_alert(rule: Rule, hit: Hit) -> Alert:
     """One alert for one call that cannot have copies: no state involved."""
     anchor = hit.event_id or hashlib.blake2b(
-        orjson.dumps(hit.record, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+        jsonsafe.dumps(hit.record, orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
     return Alert(
         alert_id=alert_id_for(rule.id, hit.group, anchor), rule=rule,
         summary=hit.summarise(hit.record), group_key=hit.group, event=hit.record,

@@ -9,7 +9,10 @@ file ``{"Records": [...]}`` (gzip found by its magic bytes), one record, an arra
 JSON lines or concatenated documents (jq's output, Firehose objects), ``lookup-events`` output
 (``Events[].CloudTrailEvent``), an EventBridge ``"... via CloudTrail"`` event (``detail``), an
 SNS envelope (``Message``, decoded like any payload), a CloudWatch Logs subscription
-(``awslogs.data`` or decoded; each ``logEvents[].message``). S3 event notifications and
+(``awslogs.data`` or decoded; each ``logEvents[].message``), and the SQS and SNS events a
+Lambda function receives (``Records[].body`` with ``eventSource`` ``aws:sqs``,
+``Records[].Sns`` with ``EventSource`` ``aws:sns``; the body or the SNS notification is any
+payload of this list, decoded in turn). S3 event notifications and
 CloudTrail's ``{"s3Bucket", "s3ObjectKey"}`` give ObjectRefs. Digest files, ``s3:TestEvent``,
 CONTROL_MESSAGE and other EventBridge events are Skipped. :data:`_ENVELOPES` maps the key that
 marks each envelope to its handler.
@@ -26,8 +29,10 @@ Choices: a record is a dict that *looks like* CloudTrail (``eventName``/``eventS
 records (rule tests, exports) are real input, and AWS notification records (``eventSource``
 ``aws:s3``, ``aws:sqs``...) are not; envelopes nest at most :data:`MAX_DEPTH` deep so a crafted
 payload cannot recurse without bound; isal's gzip is used when importable (about twice zlib's
-speed), the standard library's otherwise. Decompression is not capped: payloads come from
-CloudTrail's own bucket, or from a queue whose 256 KB messages inflate to ~200 MB at worst.
+speed), the standard library's otherwise. A payload's gzip data inflates to at most
+:data:`MAX_INFLATED` bytes: gzip reaches 1,000:1, so a 256 KB queue message could otherwise
+inflate to 256 MB (and a gzip inside it, decoded in turn, far more). Large files do not come
+here whole: engine.inputs streams them.
 """
 
 from __future__ import annotations
@@ -59,7 +64,9 @@ except ImportError:  # CPython without isal, or another interpreter: zlib's spee
 __all__ = [
     "GZIP_ERRORS",
     "GZIP_MAGIC",
+    "IDENTITY_FIELDS",
     "MAX_DEPTH",
+    "MAX_INFLATED",
     "Item",
     "Malformed",
     "ObjectRef",
@@ -74,7 +81,11 @@ __all__ = [
 ]
 
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_INFLATED = 64 << 20  # bytes one payload's gzip data may inflate to; past it, Malformed
 MAX_DEPTH = 8
+# A record whose field here is present and neither a string nor null is Malformed; null is
+# taken as absent, as partial records (rule tests, exports) write it.
+IDENTITY_FIELDS = ("eventID", "sharedEventID", "eventTime")
 _BOM = b"\xef\xbb\xbf"
 _UNWRAP = (GZIP_MAGIC, _BOM)
 _DIGEST_PART = "/CloudTrail-Digest/"
@@ -89,12 +100,15 @@ class Malformed:
     """Input that is not what it claims to be; counted and dead-lettered by the caller.
 
     `unreadable` marks input that could not be read at all (a missing file, no permission),
-    which `scan` reports as a failure, unlike content that is merely bad.
+    which `scan` reports as a failure, unlike content that is merely bad. `count` is how many
+    malformed items this one stands for: more than 1 for the summary that an input's reader
+    gives in place of those past the first it lists (engine.inputs.MALFORMED_LISTED).
     """
 
     origin: str
     reason: str
     unreadable: bool = False
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,19 +140,33 @@ def gunzip(data: bytes | bytearray) -> bytes:
 def gunzip_at_most(data: bytes, limit: int) -> bytes | None:
     """The gzip payload `data` decompressed (all members), or None when that would be over
     `limit` bytes or the data is damaged (the caller then streams it, to say where)."""
-    parts, size = [], 0
     try:
-        while data and data.startswith(GZIP_MAGIC):
-            inflate = zlib_impl.decompressobj(31)
-            part = inflate.decompress(data, limit - size + 1)
-            size += len(part)
-            if size > limit or not inflate.eof:
-                return None
-            parts.append(part)
-            data = inflate.unused_data
-    except GZIP_ERRORS:
+        return _inflate(data, limit)
+    except (*GZIP_ERRORS, _TooLarge):
         return None
-    return None if data.strip(b"\0") else b"".join(parts)  # gzip allows zeros after members
+
+
+class _TooLarge(Exception):
+    """Gzip data that inflates past the limit it was given."""
+
+
+def _inflate(data: bytes | bytearray, limit: int) -> bytes:
+    """All gzip members of `data`, never holding more than `limit` bytes of output; raises
+    _TooLarge past it, a GZIP_ERRORS error on damaged data."""
+    parts, size = [], 0
+    while data and data.startswith(GZIP_MAGIC):
+        inflate = zlib_impl.decompressobj(31)
+        part = inflate.decompress(data, limit - size + 1)
+        size += len(part)
+        if size > limit:
+            raise _TooLarge(f"gzip data inflates past {limit:,} bytes")
+        if not inflate.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        parts.append(part)
+        data = inflate.unused_data
+    if data.strip(b"\0"):  # gzip allows zeros after members
+        raise OSError("not gzip data after the last member")
+    return b"".join(parts)
 
 
 def open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
@@ -154,6 +182,25 @@ def is_record(obj: object) -> TypeGuard[dict[str, Any]]:
         source = obj.get("eventSource")
         return not (type(source) is str and source.startswith("aws:"))
     return "eventVersion" in obj and ("eventType" in obj or "eventCategory" in obj)
+
+
+def _sound(record: dict[str, Any]) -> bool:
+    """True when the fields that identify and place a record are strings or absent."""
+    get = record.get  # unrolled: this runs on every record
+    event_id, call, time = get("eventID"), get("sharedEventID"), get("eventTime")
+    return ((type(event_id) is str or event_id is None) and (type(call) is str or call is None)
+            and (type(time) is str or time is None))
+
+
+def _checked(record: dict[str, Any], origin: str) -> dict[str, Any] | Malformed:
+    """`record`, or a Malformed naming the identity field that is not a string: an eventID
+    that is an object cannot be remembered, a list cannot be compared (SPEC §3: malformed
+    input is counted and dead-lettered, never stops the stream)."""
+    for name in IDENTITY_FIELDS:
+        value = record.get(name)
+        if value is not None and type(value) is not str:
+            return Malformed(origin, f"{name} is {_kind(value)}, not a string")
+    return record
 
 
 def decode(payload: bytes | bytearray | str, origin: str) -> Iterator[Item]:
@@ -179,7 +226,7 @@ def _decode_payload(payload: bytes | bytearray | str, origin: str, depth: int) -
         yield from _decode_documents(payload, origin, depth, exc)
         return
     del payload  # a whole log file's text need not live while its records are used
-    if is_record(value):  # the hot path: one record per payload (JSON lines, EventBridge)
+    if is_record(value) and _sound(value):  # the hot path: one record per payload
         yield value
     else:
         yield from _decode_value(value, origin, depth)
@@ -191,7 +238,9 @@ def _unwrap(payload: bytes | bytearray | str, origin: str) -> bytes | bytearray 
         return payload.removeprefix("\ufeff")
     if payload.startswith(GZIP_MAGIC):
         try:
-            payload = gunzip(payload)
+            payload = _inflate(payload, MAX_INFLATED)
+        except _TooLarge as exc:
+            return Malformed(origin, f"{exc}: too large for one payload")
         except GZIP_ERRORS as exc:
             return Malformed(origin, f"bad gzip data: {exc}")
     return payload[3:] if payload.startswith(_BOM) else payload
@@ -199,7 +248,7 @@ def _unwrap(payload: bytes | bytearray | str, origin: str) -> bytes | bytearray 
 
 def _decode_value(value: object, origin: str, depth: int) -> Iterator[Item]:
     if is_record(value):
-        yield value
+        yield _checked(value, origin)
     elif type(value) is dict:
         yield from _decode_object(value, origin, depth)
     elif type(value) is list:
@@ -306,7 +355,7 @@ def _decode_elements(items: object, origin: str, name: str, depth: int) -> Itera
         yield Malformed(origin, f"{name or 'array'} is {_kind(items)}, not an array")
         return
     for i, item in enumerate(items):
-        if is_record(item):
+        if is_record(item) and _sound(item):
             yield item
         else:
             yield from decode_element(item, origin, name, i, depth)
@@ -317,7 +366,7 @@ def decode_element(item: object, origin: str, name: str, index: int,
     """Element `index` of a top-level array (``name`` empty) or of ``Records``, when it is
     not itself a record; engine.largedoc reads such arrays an element at a time."""
     if is_record(item):
-        yield item
+        yield _checked(item, f"{origin}#{name}[{index}]")
     elif type(item) is dict:
         yield from _decode_object(item, f"{origin}#{name}[{index}]", depth + 1)
     else:
@@ -349,7 +398,7 @@ def _eventbridge(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]
     if not (isinstance(detail_type, str) and detail_type.endswith(" via CloudTrail")):
         yield Skipped(origin, f"EventBridge event {detail_type!r} is not from CloudTrail")
     elif is_record(obj.get("detail")):
-        yield obj["detail"]
+        yield _checked(obj["detail"], f"{origin}#detail")
     else:
         yield Malformed(f"{origin}#detail", f"{detail_type!r} event without a CloudTrail record")
 
@@ -390,6 +439,25 @@ def _cloudwatch_message(obj: dict[str, Any], origin: str, depth: int) -> Iterato
     for i, event in enumerate(events):
         message = event.get("message") if type(event) is dict else None
         yield from _decode_embedded(message, f"{origin}#logEvents[{i}]", depth + 1)
+
+
+def _lambda_sqs(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
+    """One ``Records[]`` element of the SQS event a Lambda function receives."""
+    if obj.get("eventSource") != "aws:sqs":
+        yield Malformed(origin, f"a body without eventSource 'aws:sqs': {_keys(obj)}")
+    else:
+        yield from _decode_embedded(obj["body"], f"{origin}#body", depth + 1)
+
+
+def _lambda_sns(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
+    """One ``Records[]`` element of the SNS event a Lambda function receives: ``Sns`` is
+    the notification, as SNS delivers it to a queue."""
+    notification = obj["Sns"]
+    if obj.get("EventSource") != "aws:sns" or type(notification) is not dict \
+            or "Message" not in notification:
+        yield Malformed(origin, "an Sns member without EventSource 'aws:sns' and a Message")
+    else:
+        yield from _sns(notification, f"{origin}#Sns", depth + 1)
 
 
 def _s3_notification(obj: dict[str, Any], origin: str, depth: int) -> Iterator[Item]:
@@ -451,6 +519,8 @@ _ENVELOPES: tuple[tuple[str, _Handler], ...] = (
     ("digestS3Object", _digest),
     ("digestPublicKeyFingerprint", _digest),
     ("Event", _s3_test_event),
+    ("body", _lambda_sqs),
+    ("Sns", _lambda_sns),
 )
 
 

@@ -21,7 +21,7 @@ import jmespath.exceptions
 import jmespath.functions
 from jmespath.parser import Parser
 
-from engine.functions import LIST_ARGUMENT
+from engine.functions import LIST_ARGUMENT, REGEX_ARGUMENT, pattern_error
 
 Node = Mapping[str, Any]
 INDEXED_FIELDS = ("eventSource", "eventName")
@@ -97,7 +97,18 @@ def check_functions(
                                     anchor=("identifier", name)))
             continue
         findings.extend(_check_list_argument(name, args, known_lists))
+        findings.extend(_check_pattern(name, args))
     return findings
+
+
+def _check_pattern(name: str, args: list[Node]) -> list[Finding]:
+    """A literal regex that matches() could not run is a load error, not a silent false."""
+    position = REGEX_ARGUMENT.get(name)
+    arg = args[position] if position is not None else None
+    if arg is None or arg["type"] != "literal" or not isinstance(arg["value"], str):
+        return []
+    problem = pattern_error(arg["value"])
+    return [Finding(problem)] if problem else []
 
 
 def _check_list_argument(name: str, args: list[Node], known: frozenset[str]) -> list[Finding]:

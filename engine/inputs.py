@@ -48,6 +48,7 @@ from engine.walk import STDIN, Entry, walk  # the files, in time order (SPEC §7
 
 __all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Entry", "Refs", "iter_object", "iter_paths",
            "iter_stream", "read_file", "walk"]
+__all__ += ["capped"]
 
 STDIN_ORIGIN = "<stdin>"
 BUFFER_SIZE = 1 << 18
@@ -60,6 +61,7 @@ REREAD_BYTES = 256 << 10
 # A file that is one document is parsed whole up to this size, element by element beyond it.
 WHOLE_BYTES = 16 << 20
 SMALL_BYTES = 1 << 20  # a regular file up to this size on disk is read in one go
+MALFORMED_LISTED = 100  # malformed items listed per input; the rest are only counted
 
 
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
@@ -85,7 +87,8 @@ def read_file(path: str, on_bytes: ByteCounter | None = None,
     if path == STDIN:
         stdin = getattr(sys.stdin, "buffer", None)
         items: Iterable[Item] = ((Malformed(STDIN_ORIGIN, "standard input is closed"),)
-                                 if stdin is None else iter_stream(stdin, STDIN_ORIGIN, on_bytes))
+                                 if stdin is None else capped(iter_stream(stdin, STDIN_ORIGIN,
+                                                                          on_bytes), STDIN_ORIGIN))
     else:
         items = order.in_time_order(_iter_file(path, on_bytes), path)
         if refs is not None and _rereadable(path):
@@ -152,7 +155,33 @@ def iter_object(raw: IO[bytes], origin: str, size: int | None,
 
     A small one (a CloudTrail log file) is read and decompressed in one call each and decoded
     whole, as decode() does any payload: reading it line by line through gzip cost a fifth of
-    a scan's instructions (callgrind). Anything larger, or damaged, is streamed."""
+    a scan's instructions (callgrind). Anything larger, or damaged, is streamed.
+    Malformed items past the first MALFORMED_LISTED are counted, not listed (see capped)."""
+    return capped(_object_items(raw, origin, size, on_bytes), origin)
+
+
+def capped(items: Iterable[Item], origin: str, listed: int = MALFORMED_LISTED) -> Iterator[Item]:
+    """`items` with at most `listed` Malformed items, then one that counts the rest.
+
+    A 96 KB gzip of ``{}`` lines is 33 million malformed lines: each kept and reported took a
+    scan past 6 GB. Every one is still counted (`Malformed.count`); only the first are
+    listed, with their ``path:LINE``, and what stops the stream is never the input's size."""
+    seen = more = unreadable = 0
+    for item in items:
+        if type(item) is Malformed:
+            seen += 1
+            if seen > listed:
+                more += 1
+                unreadable = unreadable or item.unreadable
+                continue
+        yield item
+    if more:
+        yield Malformed(origin, f"{more:,} more malformed items, not listed (the first "
+                                f"{listed} are)", bool(unreadable), more)
+
+
+def _object_items(raw: IO[bytes], origin: str, size: int | None,
+                  on_bytes: ByteCounter | None) -> Iterator[Item]:
     if size is not None and size <= SMALL_BYTES and (data := _read_small(raw)) is not None:
         text = gunzip_at_most(data, WHOLE_BYTES) if data[:2] == GZIP_MAGIC else data
         if text is not None and len(text) <= WHOLE_BYTES:
@@ -220,7 +249,7 @@ def _large(number: int, line: bytes, rest: bytes, stream: IO[bytes],
            origin: str) -> Iterator[Item]:
     """Over WHOLE_BYTES, the first line not JSON on its own: JSON lines after a broken first
     line (when the next line parses), else one large document over several lines."""
-    rest += stream.readline()  # to the end of a line
+    rest += stream.readline(largedoc.MAX_ELEMENT)  # to the end of a line, unless it is huge
     second = next(_numbered_lines(io.BytesIO(rest), number), None)
     if second is None or _invalid(second[1]) is not None:
         yield from largedoc.iter_document(_chunks(b"".join((line, rest)), stream), origin)
@@ -240,7 +269,10 @@ def _invalid(line: bytes) -> str | None:
 
 
 def _chunks(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
-    yield head
+    """`head`, then the rest of `stream`, a largedoc.CHUNK at a time (the decoded text of a
+    32 MB head would be one 32 MB string)."""
+    for start in range(0, len(head), largedoc.CHUNK):
+        yield head[start:start + largedoc.CHUNK]
     while chunk := stream.read(largedoc.CHUNK):
         yield chunk
 

@@ -8,9 +8,12 @@ top-level array) is parsed on its own with the standard library's `raw_decode`, 
 holds one chunk and one element. It is about three times slower per record than orjson on a
 whole file, and only ever used for such files.
 
-A large document of another shape (an object without ``Records``) is reported, not read. A
-broken element ends the file with a Malformed saying where: in a damaged array there is no
-telling where the next element starts. The records before it have been yielded.
+A large document of another shape (an object without ``Records``) is reported, not read. An
+element that is not a whole JSON value within MAX_ELEMENT characters (a 200 MB record, or a
+damaged one) is skipped, a chunk at a time, by counting brackets outside strings: it is one
+Malformed and the elements after it are still read. Only when even that fails (the document
+ends inside the element) does a Malformed end the file, saying where; the records before it
+have been yielded.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def _reject(name: str) -> None:
 
 class _Broken(Exception):
     """The document cannot be read on from here."""
+
+
+class _TooLarge(Exception):
+    """The value here is not whole within MAX_ELEMENT characters; it can be skipped."""
+
+
+_SKIP = re.compile(r'["\[\]{},]')  # what changes the depth of a value being skipped
+_IN_STRING = re.compile(r'["\\]')  # what ends, or escapes within, a string
 
 
 class _Text:
@@ -82,7 +93,10 @@ class _Text:
             try:
                 value, end = _DECODER.raw_decode(self.buffer, self.at)
             except json.JSONDecodeError as exc:  # broken, or cut by the chunk's end
-                if len(self.buffer) - self.at > MAX_ELEMENT or not self.more():
+                if len(self.buffer) - self.at > MAX_ELEMENT:
+                    raise _TooLarge(f"not a JSON value within {MAX_ELEMENT:,} characters "
+                                    f"({exc.msg})") from exc
+                if not self.more():
                     raise _Broken(f"invalid JSON: {exc.msg}") from exc
                 continue
             except (ValueError, RecursionError) as exc:
@@ -92,6 +106,50 @@ class _Text:
                 continue
             self.at = end
             return value
+
+
+    def skip_value(self) -> None:
+        """Move past the value here (an array element) without holding it: to the `,` or
+        the `]` after it, a chunk at a time."""
+        depth, in_string, escaped = 0, False, False
+        while True:
+            buffer, at = self.buffer, self.at
+            if escaped and at < len(buffer):
+                at, escaped = at + 1, False
+            while at < len(buffer):
+                if in_string:
+                    found = _IN_STRING.search(buffer, at)
+                    if found is None:
+                        at = len(buffer)
+                    elif buffer[found.start()] == "\\":
+                        at = found.end() + 1
+                        escaped = at > len(buffer)  # the escaped character is in the next chunk
+                    else:
+                        at, in_string = found.end(), False
+                        if depth == 0:
+                            self.at = at
+                            return
+                    continue
+                found = _SKIP.search(buffer, at)
+                if found is None:
+                    at = len(buffer)
+                    continue
+                char, at = buffer[found.start()], found.end()
+                if char == '"':
+                    in_string = True
+                elif char in "[{":
+                    depth += 1
+                elif depth == 0:  # the "," or "]" after a scalar element
+                    self.at = found.start()
+                    return
+                elif char != ",":
+                    depth -= 1
+                    if depth == 0:
+                        self.at = at
+                        return
+            self.at = len(buffer)
+            if not self.more():
+                raise _Broken("the document ends inside a value that is too large")
 
 
 def _may_continue(value: object) -> bool:
@@ -113,7 +171,7 @@ def iter_document(chunks: Iterator[bytes], origin: str) -> Iterator[Item]:
         text.where = origin
         if text.next_char():
             raise _Broken("text after the document")
-    except _Broken as exc:
+    except (_Broken, _TooLarge) as exc:
         yield Malformed(text.where, f"{exc}; the rest of the file is not read")
 
 
@@ -147,6 +205,12 @@ def _elements(text: _Text, origin: str, name: str) -> Iterator[Item]:
         text.where = f"{origin}#{name}[{index}]"
         if index:
             text.expect(",", "before this element")
-        yield from decode_element(text.value(), origin, name, index)
+        try:
+            value = text.value()
+        except _TooLarge as exc:
+            text.skip_value()
+            yield Malformed(text.where, f"{exc}: skipped")
+        else:
+            yield from decode_element(value, origin, name, index)
         index += 1
     text.at += 1

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
+from engine import jsonsafe
 
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SEVERITY_RANK: Mapping[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -142,4 +142,4 @@ def key_text(value: Any) -> str:
         return "-"
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return jsonsafe.dumps(value).decode()

@@ -102,7 +102,7 @@ class FileResult:
     path: str = ""
     events: int = 0
     last_epoch: float = float("-inf")
-    malformed: list[tuple[str, bool]] = field(default_factory=list)  # (line, unreadable)
+    malformed: list[tuple[str, bool, int]] = field(default_factory=list)  # line, unreadable, n
     skipped: int = 0
     skips: Skips = field(default_factory=Skips)
     matches: Counter[str] = field(default_factory=Counter)
@@ -187,7 +187,7 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
 
 def _note(item: Any, result: FileResult) -> None:
     if isinstance(item, Malformed):
-        result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable))
+        result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable, item.count))
     else:
         result.skipped += 1  # Skipped, or an S3 reference a local scan cannot fetch
         result.skips.add(item)
@@ -414,8 +414,8 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     stats.events += result.events
     stats.skipped += result.skipped
     stats.skips.merge(result.skips)
-    for line, unreadable in result.malformed:
-        stats.malformed += 1
+    for line, unreadable, count in result.malformed:
+        stats.malformed += count
         stats.unreadable += unreadable
         if len(stats.malformed_samples) < SAMPLE_LIMIT:
             stats.malformed_samples.append(line)

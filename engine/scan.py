@@ -214,7 +214,7 @@ def emit_counted(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) 
 
 def count_other(item: Item, stats: ScanStats) -> None:
     if isinstance(item, Malformed):
-        stats.malformed += 1
+        stats.malformed += item.count
         if item.unreadable:
             stats.unreadable += 1
         if len(stats.malformed_samples) < SAMPLE_LIMIT:

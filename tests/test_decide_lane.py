@@ -108,6 +108,17 @@ def test_lane_and_general_path_give_the_same_alerts(
     assert _views(_scan(records, lane=True)) == _views(_scan(records, lane=False))
 
 
+def test_lane_late_match_is_decided_after_its_groups_older_waiting_matches() -> None:
+    """A match later than the lateness, for a lane group whose older matches are still
+    waiting: they are counted first, as on the general path (the threshold is reached by
+    the 4th record in time, not by the late one)."""
+    drawn = [(0, "alice", "192.0.2.1", 1)] * 3 + [
+        (1, "alice", "192.0.2.1", 1), (601, "alice", "192.0.2.1", 1),
+        (701, "alice", "192.0.2.1", 1), (100, "alice", "192.0.2.1", 1)]
+    records = _arrivals(drawn, [0, 0, 0, 0, 0, 0, 601])
+    assert _views(_scan(records, lane=True)) == _views(_scan(records, lane=False))
+
+
 @settings(max_examples=60, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(calls, min_size=1, max_size=50), st.data())

@@ -78,6 +78,31 @@ def test_iter_paths_references_and_skips() -> None:
         assert isinstance(item, Skipped) and item.origin == str(refs / name)
 
 
+def test_iter_paths_lambda_sqs_and_sns_events_carry_references() -> None:
+    """A Lambda function's SQS event (S3 notification and s3:TestEvent bodies) and SNS event
+    (CloudTrail's notification in Sns.Message) give what the same payloads give alone."""
+    refs = FIXTURES / "refs"
+    sqs = str(refs / "lambda-sqs-s3-notification.json")
+    assert read(sqs) == [
+        ObjectRef(BUCKET, LOG_KEY, f"{sqs}#Records[0]#body#Records[0]"),
+        Skipped(f"{sqs}#Records[1]#body", "S3 s3:TestEvent"),
+    ]
+    sns = str(refs / "lambda-sns-cloudtrail-notification.json")
+    assert read(sns) == [
+        ObjectRef(BUCKET, key, f"{sns}#Records[0]#Sns#Message")
+        for key in (LOG_KEY, LOG_KEY.replace("0915Z", "0920Z"))
+    ]
+
+
+def test_decode_lambda_records_of_another_source_are_malformed() -> None:
+    """A body or Sns member without the Lambda event's own eventSource is not guessed at."""
+    odd = orjson.dumps({"Records": [{"eventSource": "aws:kinesis", "body": "{}"},
+                                    {"EventSource": "aws:sqs", "Sns": {"Message": "{}"}}]})
+    got = list(decode(odd, "o"))
+    assert [type(i) for i in got] == [Malformed, Malformed]
+    assert [i.origin for i in got] == ["o#Records[0]", "o#Records[1]"]
+
+
 def test_iter_paths_json_lines_with_garbage() -> None:
     """Good lines around broken ones all come; each bad one is a Malformed at path:LINE."""
     path = FIXTURES / "garbage" / "mixed.jsonl"

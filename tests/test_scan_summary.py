@@ -24,14 +24,15 @@ def test_scan_summary_says_why_records_were_skipped(workers: str) -> None:
     result = run_cli("scan", "--workers", workers, "-r", "rules", str(REFS))
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert "10 skipped" in lines[0]
+    assert "14 skipped" in lines[0]  # refs/ has the Lambda SQS and SNS events too
     notified = [line for line in lines if "which scan does not fetch" in line]
     assert notified == [
-        "  skipped: 5 notification naming an S3 object, which scan does not fetch (use the "
+        "  skipped: 8 notification naming an S3 object, which scan does not fetch (use the "
         "daemon's sqs source, or scan the objects themselves) — first at "
         f"{REFS}/cloudtrail-sns-notification.json#Message"]
     assert f"  skipped: 2 CloudTrail digest file — first at {REFS}/digest.json" in lines
-    assert f"  skipped: 1 S3 s3:TestEvent — first at {REFS}/s3-test-event.json" in lines
+    assert (f"  skipped: 2 S3 s3:TestEvent — first at "
+            f"{REFS}/lambda-sqs-s3-notification.json#Records[1]#body") in lines
 
 
 def test_scan_summary_names_the_stdin_line_of_a_skip() -> None:

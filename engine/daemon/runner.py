@@ -446,9 +446,9 @@ class _Seen:
             elif isinstance(item, Malformed):
                 if not self.malformed:
                     self.first_reason = item.reason
-                self.malformed += 1
+                self.malformed += item.count
                 self.unreadable = self.unreadable or item.unreadable
-                metrics.malformed.labels(source=source_type(delivery)).inc()
+                metrics.malformed.labels(source=source_type(delivery)).inc(item.count)
                 if self.malformed <= DEAD_LETTERS_LOGGED:
                     log.warning("dead-lettered: %s", item.reason,
                                 extra={"origin": item.origin, "reason": item.reason})

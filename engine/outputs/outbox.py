@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from engine import jsonsafe
 from engine.errors import ConfigError, StateError
 from engine.state.sqlite import immediate_transaction
 
@@ -185,7 +186,7 @@ class Outbox:
         return orjson.loads(raw) if raw else None
 
     def remember(self, output: str, alert_id: str, record: dict[str, Any]) -> None:
-        self._set_sent(output, alert_id, orjson.dumps(record))
+        self._set_sent(output, alert_id, jsonsafe.dumps(record))
 
     def close(self) -> None:
         """Release the backend's connections."""
@@ -217,7 +218,7 @@ class Outbox:
 
 
 def _encode(entry: Entry) -> bytes:
-    return orjson.dumps(asdict(entry), default=str)
+    return jsonsafe.dumps(asdict(entry))
 
 
 def _decode(raw: bytes | str) -> Entry:

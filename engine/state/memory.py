@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from engine import jsonsafe
 from engine.state import BUCKET, Claim, StateStore, Update, bucket_of
 
 
@@ -84,5 +83,5 @@ class MemoryStore(StateStore):
         """`bytes` is the size the values and eventIDs would have serialised, not RSS."""
         ids = sum(len(ids) for ids in self._ids.values())
         size = sum(len(i) for bucket in self._ids.values() for i in bucket)
-        size += sum(len(key) + len(orjson.dumps(value)) for key, value in self._values.items())
+        size += sum(len(key) + len(jsonsafe.dumps(value)) for key, value in self._values.items())
         return {"event_ids": ids, "keys": len(self._values), "bytes": size}

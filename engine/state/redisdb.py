@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from engine import jsonsafe
 from engine.errors import StateError
 from engine.state import Change, Claim, StateStore, Update, bucket_of, redis_prefix
 from engine.state.redisbatch import _COMMIT, _SEEN, Batch, Conflict, Journal, read_journal
@@ -272,7 +273,7 @@ class RedisStore(StateStore):
     def _encode(self, done: Change) -> tuple[bytes, str]:
         if done.state is None:
             return b"", ""
-        return orjson.dumps(done.state), f"{self._writer}{next(self._writes)}"
+        return jsonsafe.dumps(done.state), f"{self._writer}{next(self._writes)}"
 
     def _retry(self, name: str, changes: list[Update]) -> list[Any]:
         while True:

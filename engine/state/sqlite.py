@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from engine import jsonsafe
 from engine.errors import StateError
 from engine.state import Claim, StateStore, Update, bucket_of
 
@@ -156,7 +157,7 @@ class SqliteStore(StateStore):
             "DO UPDATE SET mark = max(mark, excluded.mark)", self._late.items())
         self._late.clear()
         gone = [(k,) for k in self._dirty if self._cache.get(k) is None]
-        kept = [(k, orjson.dumps(self._cache[k]), self._expiry[k])
+        kept = [(k, jsonsafe.dumps(self._cache[k]), self._expiry[k])
                 for k in self._dirty if self._cache.get(k) is not None]
         self._db.executemany("DELETE FROM kv WHERE key = ?", gone)
         self._db.executemany(
