@@ -157,14 +157,13 @@ def _scan(args: argparse.Namespace) -> int:
     # Files are scanned a file at a time, then decided, even by one process: 10% faster than
     # record by record. Stdin is read record by record, so alerts come as it flows.
     workers = args.workers or os.cpu_count() or 1
-    files = list(walk(paths))
     stats = ScanStats(span=[float("inf"), float("-inf")] if backtest else None)
     try:
         with store:
             decider = new_decider(evaluator, lateness, store)
-            if STDIN not in files:
-                stats = parallel_scan(files, workers, evaluator, decider, store, send, stats,
-                                      on_bytes=progress.advance, suppressor=suppressor)
+            if STDIN not in paths:  # files in eventTime order, walked lazily (SPEC §7)
+                stats = parallel_scan(walk(paths), workers, evaluator, decider, store, send,
+                                      stats, on_bytes=progress.advance, suppressor=suppressor)
             else:
                 refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
@@ -253,14 +252,9 @@ def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
 
 
 def _total_bytes(paths: list[str]) -> int:
-    total = 0
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            total += path.stat().st_size
-        elif path.is_dir():
-            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return total
+    from engine.walk import total_bytes
+
+    return total_bytes(paths)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -10,9 +10,10 @@ This module owns turning command-line paths into :data:`engine.decode.Item` valu
   read whole, decoded, and released before the next file is opened; origin ``path``.
 
 Gzip is recognised by its magic bytes, not by the ``.gz`` suffix (browsers save S3 downloads
-decompressed under the old name). Directories are walked recursively in sorted name order,
-which is chronological for CloudTrail's ``YYYY/MM/DD`` layout; hidden entries are skipped there,
-but a path named on the command line is always read, even a pipe such as ``<(zcat ...)``.
+decompressed under the old name). Files and directories are walked in eventTime order
+(engine.walk), and a file's records are read in eventTime order (engine.order); hidden entries
+are skipped on a walk, but a path named on the command line is always read, even a pipe such
+as ``<(zcat ...)``.
 A file that cannot be read, or whose gzip data is cut short, becomes a Malformed with the
 reason; every record before the failure is still yielded. ``on_bytes`` receives the bytes read
 from disk (compressed bytes for gzip), once per buffer, for a progress bar.
@@ -31,7 +32,7 @@ from typing import IO
 
 import orjson
 
-from engine import largedoc
+from engine import largedoc, order
 from engine.decode import (
     GZIP_ERRORS,
     GZIP_MAGIC,
@@ -43,18 +44,17 @@ from engine.decode import (
     gunzip_at_most,
     open_gzip,
 )
+from engine.walk import STDIN, Entry, walk  # the files, in time order (SPEC §7)
 
 __all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Entry", "Refs", "iter_object", "iter_paths",
            "iter_stream", "read_file", "walk"]
 __all__ += ["capped"]
 
-STDIN = "-"
 STDIN_ORIGIN = "<stdin>"
 BUFFER_SIZE = 1 << 18
 
 ByteCounter = Callable[[int], None]
 Refs = list[tuple[str, int] | None]
-Entry = str | Malformed | Skipped  # what walk() gives: a file to read, or why not
 # Files up to this size on disk are cheap to read again whole (a CloudTrail log file is tens of
 # kilobytes gzipped); their records can be named by place (iter_paths refs).
 REREAD_BYTES = 256 << 10
@@ -66,7 +66,8 @@ MALFORMED_LISTED = 100  # malformed items listed per input; the rest are only co
 
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
                refs: Refs | None = None) -> Iterator[Item]:
-    """Every item in the given files, directories (recursively) and ``-`` (stdin), in order.
+    """Every item in the given files, directories (recursively) and ``-`` (stdin), in
+    eventTime order (engine.walk, engine.order).
 
     With `refs`, one entry is appended per item, just before it is yielded: ``(path, n)``
     for the n-th record (0-based) of a regular file of up to REREAD_BYTES, which reading
@@ -80,16 +81,6 @@ def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
             yield from _one(entry, refs)
 
 
-def walk(paths: Sequence[str]) -> Iterator[Entry]:
-    """What iter_paths reads, in its order: each file's path (``-``: stdin), or the item that
-    says why something met on the way is not read. `scan --workers` hands the files out."""
-    for path in paths:
-        if path == STDIN:
-            yield STDIN
-        else:
-            yield from _walk_path(path, set())
-
-
 def read_file(path: str, on_bytes: ByteCounter | None = None,
               refs: Refs | None = None) -> Iterator[Item]:
     """The items of one file that walk() gave (or stdin), with refs as iter_paths says."""
@@ -99,7 +90,7 @@ def read_file(path: str, on_bytes: ByteCounter | None = None,
                                  if stdin is None else capped(iter_stream(stdin, STDIN_ORIGIN,
                                                                           on_bytes), STDIN_ORIGIN))
     else:
-        items = _iter_file(path, on_bytes)
+        items = order.in_time_order(_iter_file(path, on_bytes), path)
         if refs is not None and _rereadable(path):
             yield from _placed(items, path, refs)
             return
@@ -141,56 +132,10 @@ def iter_stream(raw: IO[bytes], origin: str, on_bytes: ByteCounter | None = None
         yield Malformed(origin, f"read failed: {_describe(exc)}", unreadable=True)  # exit 1
 
 
-def _walk_path(path: str, seen: set[tuple[int, int]]) -> Iterator[Entry]:
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        yield Malformed(path, _describe(exc), unreadable=True)
-        return
-    if stat.S_ISDIR(info.st_mode):
-        yield from _walk_directory(path, info, seen)
-    else:  # named on the command line: read even if a pipe such as <(zcat ...)
-        yield path
-
-
 def _one(item: Item, refs: Refs | None) -> Iterator[Item]:
     if refs is not None:
         refs.append(None)
     yield item
-
-
-def _walk_directory(path: str, info: os.stat_result, seen: set[tuple[int, int]]
-                    ) -> Iterator[Entry]:
-    if (info.st_dev, info.st_ino) in seen:  # a symlink loop, or a directory reached twice
-        return
-    seen.add((info.st_dev, info.st_ino))
-    try:
-        with os.scandir(path) as scan:
-            entries = sorted((e for e in scan if not e.name.startswith(".")), key=_name)
-    except OSError as exc:
-        yield Malformed(path, _describe(exc), unreadable=True)
-        return
-    for entry in entries:
-        if entry.is_dir():
-            yield from _walk_path(entry.path, seen)
-        elif not entry.is_file():
-            yield _not_a_file(entry.path)
-        else:
-            yield entry.path
-
-
-def _not_a_file(path: str) -> Malformed | Skipped:
-    """A dangling symlink is unreadable input; a socket or pipe met on a walk (it could
-    block) is left alone."""
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return Malformed(path, _describe(exc), unreadable=True)
-    return Skipped(path, "not a regular file")
-
-
-def _name(entry: os.DirEntry[str]) -> str:
-    return entry.name
 
 
 def _iter_file(path: str, on_bytes: ByteCounter | None) -> Iterator[Item]:

@@ -4,11 +4,12 @@ Choice: merge, not partition. The parent forks N - 1 workers (so they share the 
 rules); each process, the parent too, takes the next file nobody has taken, reads it and
 evaluates every condition, keeping the records that matched, each with its matches and the
 watermark its file had reached (and of the others, only their eventIDs). The parent decides
-the files' results in the same order a single process reads the files: it drops repeated
-eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
-single process would have. The decider therefore sees the same matches in the same order
-against the same watermark, and the alerts are identical to one worker's, stateful rules
-included; no group's state is split between processes.
+the files' results in the same order a single process reads the files (engine.walk's
+eventTime order; each file's records sorted by engine.order in whichever process reads it):
+it drops repeated eventIDs and offers the matches to the one decider, advancing the
+watermark exactly where a single process would have. The decider therefore sees the same
+matches in the same order against the same watermark, and the alerts are identical to one
+worker's, stateful rules included; no group's state is split between processes.
 
 The parent scans a file itself only when the result it must decide next is not ready, so the
 work balances itself: deciding is serial, and N processes on N cores never wait on a third
@@ -22,6 +23,9 @@ takes (Decider.hold), in one flat tuple - the few fields it counts with, and whe
 is in its file - and the parent reads the whole record back from the file only if the general
 path needs it (a run completes, a match is late): rarely.
 
+The files come from engine.walk lazily; they are taken WINDOW_FILES at a time, the workers
+forked for each window, so an archive of millions of files is never a list in memory.
+
 Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
 matches uncounted, as one process would. One difference is left: a rule that fails on a
 record that turns out to be a repeat is counted as an error here; one process would not have
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import math
 import multiprocessing
 import os
@@ -43,7 +48,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine.decide import Decider
@@ -51,6 +56,7 @@ from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import ByteCounter, Entry, Refs, read_file
+from engine.merge import Merge
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.skips import Skips
@@ -67,6 +73,10 @@ _FRAME = struct.Struct("<QBQ")  # a result's file index, failed flag, and length
 CHUNK_RECORDS = 2_000
 # The parent scans a file ahead of its turn only up to this size on disk: it keeps all of it.
 AHEAD_BYTES = 1 << 20
+# Files planned, and workers forked, at a time: the paths of one window are held, never the
+# archive's (engine.walk yields them lazily). A fork costs a few milliseconds; 4,096 CloudTrail
+# log files take tens of seconds to scan.
+WINDOW_FILES = 4096
 # The lengths of FileResult.records' three kinds of item.
 UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 
@@ -185,12 +195,14 @@ def _note(item: Any, result: FileResult) -> None:
 
 
 def parallel_scan(
-    files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
+    files: Iterable[Entry], workers: int, evaluator: Evaluator, decider: Decider,
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
     on_bytes: ByteCounter | None = None, suppressor: Suppressor | None = None,
 ) -> ScanStats:
-    """Scan `files` (engine.inputs.walk: paths, and what could not be read on the way) on
-    `workers` processes, this one included; alerts as a single process would emit them.
+    """Scan `files` (engine.walk: paths in time order, and what could not be read on the
+    way) on `workers` processes, this one included; alerts as a single process would emit
+    them. The files are taken WINDOW_FILES at a time, the workers forked anew for each
+    window, so that an archive of millions of files is never held as a list.
 
     `on_bytes` hears each file's size once its matches are decided (the progress bar).
     `suppressor` drops suppressed matches where the record is read (the whole record is
@@ -201,6 +213,27 @@ def parallel_scan(
     _LANE = decider.lane_rules
     _SUPPRESSOR = suppressor
     decider.resolve = Resolver()
+    merge = Merge(lambda items, hits: _decide_file(
+        FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,
+        suppressor))
+    entries = iter(files)
+    while window := list(itertools.islice(entries, WINDOW_FILES)):
+        _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes, merge,
+                     suppressor)
+    merge.close()
+    for alert in decider.flush():
+        emit_counted(alert, emit, stats)
+    store.commit()
+    stats.elapsed = time.perf_counter() - stats.started
+    return stats
+
+
+def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, decider: Decider,
+                 store: StateStore, emit: Callable[[Alert], None], stats: ScanStats,
+                 on_bytes: ByteCounter | None, merge: Merge,
+                 suppressor: Suppressor | None) -> None:
+    """Decide `files` in their order, their records merged in eventTime order
+    (engine.merge), scanned by `workers` processes (see parallel_scan)."""
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
     pool: dict[int, _Worker] = {}
@@ -225,19 +258,18 @@ def parallel_scan(
                             (later := claims.take(PARENT, AHEAD_BYTES)) is not None):
                         ahead[later] = list(_scan_file(_path(files[later])))  # not wait
                     chunks = worker.results(n, path)
-            for result in chunks:
-                _decide_file(result, evaluator, decider, store, emit, stats, suppressor)
+            for result in chunks:  # its counts now; its records as the merge releases them
+                _decide_file(replace(result, records=[], last_epoch=float("-inf"), suppressed=[
+                    (at, hits) for at, hits in result.suppressed if at == -1]),
+                    evaluator, decider, store, emit, stats, suppressor)
+                merge.add(result.records, result.last_epoch, result.path,
+                          {at: hits for at, hits in result.suppressed if at >= 0})
             if on_bytes is not None:
                 on_bytes(sizes[n])
         finished = True
     finally:
         for worker in pool.values():
             worker.stop(finished)
-    for alert in decider.flush():
-        emit_counted(alert, emit, stats)
-    store.commit()
-    stats.elapsed = time.perf_counter() - stats.started
-    return stats
 
 
 class _Claims:

@@ -126,7 +126,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
     from engine.inputs import iter_paths
     from engine.scan import run_scan
     from engine.state import open_store
-    from tests.support.state import evaluator, make_rule, read, views
+    from tests.support.state import at, evaluator, make_rule, read, views
 
     rules = [make_rule("burst", threshold=(3, "10m")), make_rule("plain")]
     files = []
@@ -134,8 +134,10 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
         path = tmp_path / f"{n}.jsonl"
         lines = [read(n * 4 + k / 2, who) for k in range(3) for who in ("alice", "bob")]
         lines += [read(n * 4 + 2, "carol")] * (8 if n in (1, 4) else 1)
-        lines += [record(eventName="ListPackages", eventTime="2024-03-01T00:00:00Z",
-                         eventID="matches-nothing")] * (n % 2 + 1)  # repeats, counted too
+        # Repeats, counted too; dated inside the stream: files are read in eventTime order,
+        # and a repeat days older than the stream is past the eventID horizon (S3).
+        lines += [record(eventName="ListPackages", eventTime=at(n * 4),
+                         eventID="matches-nothing")] * (n % 2 + 1)
         path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in lines)
                          + (b"{broken\n" if n == 4 else b""))
         files.append(str(path))
@@ -164,14 +166,18 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
-    """A token request two hours behind the newest record is decided on arrival, and said."""
+    """A token request two hours behind the newest record is decided on arrival, and said.
+    Files are read in eventTime order, their records merged (engine.walk, engine.merge): the
+    late one is in a log file that begins two hours before its name's delivery minute, read
+    after files whose records were released."""
     (tmp_path / "rules.yml").write_text(RULES)
-    newer = [record(eventTime="2024-03-01T12:00:00Z")]
-    older = [record(eventTime="2024-03-01T10:00:00Z"), record(eventTime="2024-03-01T11:59:00Z")]
-    for name, records in (("1.json", newer), ("2.json", older)):
-        (tmp_path / name).write_text(json.dumps({"Records": records}))
+    files = {"1200": ["11:50", "12:00"], "1230": ["12:20"], "1235": ["10:00", "12:30"]}
+    for stamp, times in files.items():
+        records = [record(eventTime=f"2024-03-01T{t}:00Z") for t in times]
+        (tmp_path / f"111111111111_CloudTrail_us-east-1_20240301T{stamp}Z_x.json").write_text(
+            json.dumps({"Records": records}))
     done = run_cli("scan", "--workers", workers, "-r", str(tmp_path / "rules.yml"),
-                   str(tmp_path / "1.json"), str(tmp_path / "2.json"))
+                   str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "late: 1 matches arrived more than 900s of event time behind" in done.stderr
 

@@ -8,7 +8,9 @@ by a notification is processed, the runner calls `keepalive`, which extends visi
 
 S3: polls a bucket/prefix laid out as CloudTrail writes it
 (`AWSLogs/[o-org/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/`), skips digest files, and remembers
-processed keys in the state store (marks), so a restart does not process them again.
+processed keys in the state store (marks), so a restart does not process them again. The new
+keys of a poll are handed out in eventTime order (the delivery stamp in their names), across
+accounts and regions, so a backfill is decided as `scan` decides the same archive (SPEC §7).
 
 An object is fetched only when the runner processes it, into a temporary file read as a
 stream: an object of any size costs disk, not memory.
@@ -131,6 +133,17 @@ class SqsSource:
         return None
 
 
+def _time_order(key: str) -> tuple[float, str, str]:
+    """A key's place in a backfill: its name's delivery stamp (engine.walk), then its name.
+    S3 lists keys by name, one account-region after the other; this merges them, as `scan`
+    merges an archive's directories. A key without a stamp comes first, by name."""
+    from engine.walk import FIRST, name_stamp
+
+    name = key.rsplit("/", 1)[-1]
+    stamp = name_stamp(name)
+    return (FIRST if stamp is None else stamp), name, key
+
+
 class S3Source:
     """Polls a bucket/prefix for new CloudTrail log objects; skips digests and done keys."""
 
@@ -180,6 +193,7 @@ class S3Source:
                     self._done.add(key)
                     continue
                 keys.append(key)
+        keys.sort(key=_time_order)  # SPEC §7: a backfill reads the prefix in eventTime order
         return keys
 
     def _delivery(self, key: str) -> Delivery:
