@@ -16,14 +16,13 @@ from typing import Any
 
 import jmespath.functions
 import orjson
-import yaml
 
 from engine import expressions, lint, sequencerules
 from engine.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
 from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold
-from engine.yamlio import Located, Place, SourceLines, error_line, load_documents, plain
+from engine.yamlio import Located, Place, SourceLines, plain, read_documents
 
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 SUMMARY_FIELD = re.compile(r"\{([^{}]+)\}")
@@ -126,15 +125,7 @@ def load_rules(
 
 
 def _load_file(path: Path, ctx: _Context) -> list[Rule]:
-    try:
-        documents = load_documents(path)
-    except OSError as exc:
-        ctx.problems.append(Problem(str(path), 1, "file", f"cannot read: {exc.strerror}"))
-        return []
-    except yaml.YAMLError as exc:
-        reason = getattr(exc, "problem", None) or str(exc)
-        ctx.problems.append(Problem(str(path), error_line(exc), "yaml", str(reason)))
-        return []
+    documents = read_documents(path, ctx.problems)
     rules = []
     for document in documents:
         if not isinstance(document, Located):

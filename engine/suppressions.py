@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import jmespath.functions
-import yaml
 
 from engine import expressions
 from engine.catalogue import unknown_field
@@ -38,7 +37,7 @@ from engine.errors import Problem, RuleError
 from engine.evaluator import compile_expression
 from engine.model import Rule
 from engine.rules import RULE_ID, discover
-from engine.yamlio import Located, error_line, load_documents
+from engine.yamlio import Located, read_documents
 
 REQUIRED = ("id", "owner", "reason", "expires")
 KNOWN_KEYS = frozenset({"id", "rules", "condition", "owner", "reason", "expires"})
@@ -137,15 +136,7 @@ class _Checker:
     problems: list[Problem] = field(default_factory=list)
 
     def file(self, path: Path) -> list[Suppression]:
-        try:
-            documents = load_documents(path)
-        except OSError as exc:
-            self.problems.append(Problem(str(path), 1, "file", f"cannot read: {exc.strerror}"))
-            return []
-        except yaml.YAMLError as exc:
-            reason = getattr(exc, "problem", None) or str(exc)
-            self.problems.append(Problem(str(path), error_line(exc), "yaml", str(reason)))
-            return []
+        documents = read_documents(path, self.problems)
         found: list[Suppression] = []
         for document in documents:
             found.extend(self.entries(document, str(path), 1))

@@ -135,6 +135,22 @@ def load_documents(path: Path) -> list[Any]:
         return [doc for doc in yaml.load_all(handle, Loader=_Loader) if doc is not None]
 
 
+def read_documents(path: Path, problems: list[Any]) -> list[Any]:
+    """The YAML documents of a rule or suppression file; [] when it cannot be read or
+    parsed, after adding that problem (an `engine.errors.Problem` at its line) to `problems`:
+    one bad file must not hide the problems of the others."""
+    from engine.errors import Problem  # errors imports nothing of ours; keep yamlio leaf-like
+
+    try:
+        return load_documents(path)
+    except OSError as exc:
+        problems.append(Problem(str(path), 1, "file", f"cannot read: {exc.strerror}"))
+    except yaml.YAMLError as exc:
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem(str(path), error_line(exc), "yaml", str(reason)))
+    return []
+
+
 def plain(value: Any) -> Any:
     """Located dicts (recursively) as plain dicts, for records handed to rules."""
     if isinstance(value, dict):
