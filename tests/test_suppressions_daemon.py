@@ -63,7 +63,7 @@ def test_daemon_applies_counts_and_reloads_suppressions(tmp_path: Path) -> None:
     inbox.mkdir()
     config = tmp_path / "trailguard.yml"
     config.write_text(
-        "rules: [rule.yml]\nsuppressions: [quiet.yml]\n"
+        "rules: [rule.yml]\nsuppressions: [quiet.yml]\nstate: sqlite:///state.db\n"
         f"sources: [{{type: files, paths: [{inbox}]}}]\n"
         f"outputs: {{out: {{type: file, path: {alerts}}}}}\nroutes: [{{outputs: [out]}}]\n"
         "server: {listen: '127.0.0.1:0'}\n")
