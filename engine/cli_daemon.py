@@ -47,8 +47,8 @@ def _logged(args: argparse.Namespace) -> int:
         log.error("state store unavailable: %s", exc)
         return 1
     except RuleError as exc:
-        for problem in exc.problems:
-            log.error("rule error: %s", problem)
+        for rule_problem in exc.problems:  # a Problem; a ConfigError's are lines (str)
+            log.error("rule error: %s", rule_problem)
         return 1
     except Exception:  # a bug: its traceback as a log line too, not plain text
         log.exception("trailguard stopped on an unexpected error")

@@ -41,7 +41,8 @@ def check_sources(located: Any, values: Any, path: Path, line: int) -> list[Conf
     if not isinstance(values, list) or not all(isinstance(v, dict) for v in values):
         return [ConfigError("sources: expected a list of mappings", f"{path}:{line}")]
     entries = located if isinstance(located, list) and len(located) == len(values) else values
-    errors, names = [], {}
+    errors: list[ConfigError] = []
+    names: dict[str, int] = {}  # -> the number of the source first named so
     for number, (entry, settings) in enumerate(zip(entries, values, strict=True)):
         where = where_in(path, entry, line)
         errors += _errors(check_source(settings, number, where))

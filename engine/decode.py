@@ -44,7 +44,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import IO, Any, TypeAlias, TypeGuard
+from typing import IO, Any, TypeAlias, TypeGuard, cast
 from urllib.parse import unquote_plus
 
 import orjson
@@ -54,9 +54,12 @@ try:
     from isal import isal_zlib as zlib_impl
     from isal.isal_zlib import error as _isal_error
 
-    GZIP_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
+    # isal's stub declares `error: Exception` (an instance); it is the exception class.
+    GZIP_ERRORS: tuple[type[BaseException], ...] = (
+        OSError, EOFError, zlib.error, cast("type[BaseException]", _isal_error))
 except ImportError:  # CPython without isal, or another interpreter: zlib's speed
-    import gzip as gzip_impl
+    # One name for either module: the standard library's has every function used of isal's.
+    import gzip as gzip_impl  # type: ignore[no-redef]
     import zlib as zlib_impl  # type: ignore[no-redef]
 
     GZIP_ERRORS = (OSError, EOFError, zlib.error)
@@ -134,7 +137,8 @@ _Handler: TypeAlias = Callable[[dict[str, Any], str, int], Iterator[Item]]
 
 def gunzip(data: bytes | bytearray) -> bytes:
     """Decompress a whole gzip payload (all members) with isal when available."""
-    return gzip_impl.decompress(data)
+    # isal.igzip is unannotated; its decompress returns bytes, as the standard library's does.
+    return gzip_impl.decompress(data)  # type: ignore[no-untyped-call, no-any-return]
 
 
 def gunzip_at_most(data: bytes, limit: int) -> bytes | None:
@@ -142,12 +146,15 @@ def gunzip_at_most(data: bytes, limit: int) -> bytes | None:
     `limit` bytes or the data is damaged (the caller then streams it, to say where)."""
     try:
         return _inflate(data, limit)
-    except (*GZIP_ERRORS, _TooLarge):
+    except _INFLATE_ERRORS:
         return None
 
 
 class _TooLarge(Exception):
     """Gzip data that inflates past the limit it was given."""
+
+
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (*GZIP_ERRORS, _TooLarge)  # _inflate's
 
 
 def _inflate(data: bytes | bytearray, limit: int) -> bytes:
@@ -171,7 +178,10 @@ def _inflate(data: bytes | bytearray, limit: int) -> bytes:
 
 def open_gzip(fileobj: IO[bytes]) -> IO[bytes]:
     """A streaming, line-iterable reader of the gzip data in ``fileobj`` (left open)."""
-    return gzip_impl.GzipFile(fileobj=fileobj, mode="rb")  # type: ignore[return-value]
+    # isal's IGzipFile is unannotated, and a GzipFile, a BufferedIOBase, has every method of
+    # IO[bytes] but typeshed does not declare it one.
+    return gzip_impl.GzipFile(  # type: ignore[no-untyped-call, return-value]
+        fileobj=fileobj, mode="rb")
 
 
 def is_record(obj: object) -> TypeGuard[dict[str, Any]]:

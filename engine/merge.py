@@ -124,7 +124,7 @@ class Merge:
 
 def _key(item: tuple[Any, ...]) -> float:
     """An item's place: its eventTime, or (none) the watermark before it in its file."""
-    epoch = item[1]
+    epoch: float | None = item[1]
     return item[2] if epoch is None else epoch
 
 

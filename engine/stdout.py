@@ -90,5 +90,5 @@ def guard() -> GuardedStdout:
         return current
     current.flush()
     guarded = GuardedStdout(current)
-    sys.stdout = guarded  # type: ignore[assignment]
+    sys.stdout = guarded
     return guarded

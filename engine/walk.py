@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import io
 import itertools
 import os
 import re
@@ -105,7 +106,9 @@ def event_times(path: str) -> Iterator[float]:
     """Every eventTime written in a regular file (gzipped or not), in file order; nothing for
     a pipe (reading it ahead would consume it) or a file that cannot be read."""
     try:
-        with open(path, "rb", buffering=READ_CHUNK) as reader:
+        # open(path, "rb", buffering=READ_CHUNK) builds the same, but its type (BinaryIO)
+        # has no peek
+        with io.BufferedReader(io.FileIO(path), READ_CHUNK) as reader:
             if not stat.S_ISREG(os.fstat(reader.fileno()).st_mode):
                 return
             stream = open_gzip(reader) if reader.peek(2)[:2] == GZIP_MAGIC else reader

@@ -106,6 +106,7 @@ class Runner:
 
     def run(self) -> int:
         """The main loop; returns the exit status."""
+        source: Source | None  # in the main loop, None: nothing handed on within the timeout
         for source in self.sources:
             thread = threading.Thread(target=self._poll, args=(source,), daemon=True,
                                       name=f"source-{source.name}")

@@ -80,7 +80,8 @@ class HealthServer:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self.socket, selectors.EVENT_READ)
         self._waiting: OrderedDict[socket.socket, float] = OrderedDict()  # -> deadline
-        self._ready: queue.Queue[socket.socket] = queue.Queue(maxsize=WORKERS * 4)
+        # connections to serve; None tells a worker to end
+        self._ready: queue.Queue[socket.socket | None] = queue.Queue(maxsize=WORKERS * 4)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._accept_loop, name="trailguard-http",
                                           daemon=True)]
@@ -136,7 +137,7 @@ class HealthServer:
     def _work(self) -> None:
         while True:
             connection = self._ready.get()
-            if connection is None:  # type: ignore[comparison-overlap]
+            if connection is None:
                 return
             try:
                 connection.setblocking(True)
@@ -154,7 +155,7 @@ class HealthServer:
         self._stop.set()
         for _ in range(WORKERS):
             try:
-                self._ready.put_nowait(None)  # type: ignore[arg-type]
+                self._ready.put_nowait(None)
             except queue.Full:
                 break
         self._threads[0].join(timeout=2.0)

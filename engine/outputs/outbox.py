@@ -404,7 +404,7 @@ class RedisOutbox(Outbox):
         return [_decode(item) for item in raw]
 
     def _get_sent(self, output: str, alert_id: str) -> bytes | None:
-        return self._redis.get(f"{self.PREFIX}:sent:{output}\x1f{alert_id}")  # type: ignore[return-value]
+        return self._redis.get(f"{self.PREFIX}:sent:{output}\x1f{alert_id}")
 
     def _set_sent(self, output: str, alert_id: str, raw: bytes) -> None:
         self._redis.set(f"{self.PREFIX}:sent:{output}\x1f{alert_id}", raw,

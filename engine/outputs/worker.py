@@ -25,9 +25,10 @@ import threading
 from dataclasses import dataclass
 
 from engine.errors import DeliveryError
-from engine.outputs.base import Output, OutputBroken, get_logger, redact
+from engine.outputs.base import Output, OutputBroken, get_logger
 from engine.outputs.outbox import LEASE, Entry, Outbox
 from engine.outputs.retry import Retrying, RetryPolicy, Stopped, deliver
+from engine.redaction import redact
 
 log = get_logger(__name__)
 _STOP = "\x00stop"

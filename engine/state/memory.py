@@ -26,7 +26,7 @@ class MemoryStore(StateStore):
         self._watermark = float("-inf")
 
     def seen_events(self, claims: Sequence[Claim]) -> list[bool]:
-        out = []
+        out: list[bool] = []
         append, buckets = out.append, self._ids
         fallback = bucket_of(None, self._watermark)
         newest = self.newest

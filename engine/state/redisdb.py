@@ -136,7 +136,7 @@ class RedisStore(StateStore):
         fresh = iter(added)
         return [False if event_id is None else not next(fresh) for event_id, _ in claims]
 
-    @property  # type: ignore[override]
+    @property
     def autocommit(self) -> bool:
         """Off (the daemon): claims and changes wait for `commit`, as one batch."""
         return self._batch is None

@@ -181,9 +181,9 @@ class SqliteStore(StateStore):
         for bucket in [b for b in self._new_ids if self._purged(b)]:
             del self._new_ids[bucket]
         try:
-            stored = self._db.execute("SELECT count(*) FROM kv WHERE expires < ?",
+            stored: int = self._db.execute("SELECT count(*) FROM kv WHERE expires < ?",
                                       (watermark,)).fetchone()[0]
-            buckets = self._db.execute("SELECT count(DISTINCT bucket) FROM event_ids WHERE "
+            buckets: int = self._db.execute("SELECT count(DISTINCT bucket) FROM event_ids WHERE "
                                        "bucket < ?", (self.id_cutoff(watermark),)).fetchone()[0]
         except sqlite3.Error as exc:
             raise StateError(f"state {self.url}: {exc}") from exc
