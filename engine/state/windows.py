@@ -222,7 +222,8 @@ def order(entry: list[Any]) -> tuple[float, str]:
 
 
 def entry_time(entry: list[Any]) -> float:
-    return entry[0]
+    time: float = entry[0]  # a pending_entry: [eventTime, call, event ids, accounts]
+    return time
 
 
 def append_new(items: list[str], item: str | None) -> None:
