@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, overload
 
 import jmespath.functions
 from jmespath.visitor import (
@@ -61,8 +61,10 @@ from jmespath.visitor import (
 
 from engine.model import key_text
 
-Node = dict[str, Any]
+Node = Mapping[str, Any]  # a syntax-tree node from jmespath's parser (a dict), only read
 Evaluator = Callable[[Any], Any]
+Mask = Callable[[dict[str, Any]], int]  # compile_bucket's function
+Matcher = Callable[[dict[str, Any]], list[tuple[Any, str | None]]]  # compile_matcher's
 
 MAX_LOOPS = 12  # nested for-loops per generated function (CPython allows 20 nested blocks)
 MAX_INDENT = 40  # indentation levels (CPython's tokenizer allows 100)
@@ -92,7 +94,7 @@ _ARITY = {"length": 1, "to_string": 1, "keys": 1, "values": 1, "type": 1,
           "contains": 2, "starts_with": 2, "ends_with": 2}
 
 
-def compile_expression(parsed: dict, functions: jmespath.functions.Functions) -> Evaluator:
+def compile_expression(parsed: Node, functions: jmespath.functions.Functions) -> Evaluator:
     """parsed = jmespath.parser.Parser().parse(expr).parsed; returns f(document) -> result,
     same result (and same exception type on error) as jmespath's interpreter."""
     interpreter = TreeInterpreter(Options(custom_functions=functions))
@@ -102,8 +104,7 @@ def compile_expression(parsed: dict, functions: jmespath.functions.Functions) ->
         return _interpreted(parsed, interpreter)
 
 
-def compile_bucket(conditions: list[Node], functions: jmespath.functions.Functions
-                   ) -> Callable[[dict[str, Any]], int]:
+def compile_bucket(conditions: list[Node], functions: jmespath.functions.Functions) -> Mask:
     """One function evaluating every condition on a record (a dict); bit i of its result is
     set when condition i is truthy.
 
@@ -117,8 +118,7 @@ def compile_bucket(conditions: list[Node], functions: jmespath.functions.Functio
 
 
 def compile_matcher(conditions: list[Node], outcomes: list[tuple[Any, list[Node]]],
-                    functions: jmespath.functions.Functions
-                    ) -> Callable[[dict[str, Any]], list[tuple[Any, str | None]]]:
+                    functions: jmespath.functions.Functions) -> Matcher:
     """One function giving `(tag, group key)` for each condition truthy on a record, in
     order; `outcomes[i]` is condition i's tag and its group_by expressions (none: the key is
     None; one: its value as text; several: their texts joined by "|", as
@@ -183,7 +183,8 @@ def _order(left: Any, right: Any, compare: Callable[[Any, Any], Any]) -> Any:
     return compare(left, right)
 
 
-class _ExprefInterpreter(TreeInterpreter):
+# jmespath is untyped, so mypy sees TreeInterpreter as Any: subclassing it is how visit() is hooked
+class _ExprefInterpreter(TreeInterpreter):  # type: ignore[misc]
     """The interpreter behind an `_Expression`: runs the compiled body for its own node."""
 
     def __init__(self, functions: jmespath.functions.Functions, node: Node, body: Evaluator):
@@ -232,6 +233,14 @@ def _is_true(code: str) -> str:
             f" or {code} == [] or {code} == {{}}))")
 
 
+class _Compiled(Protocol):
+    """A function exec() defined from generated source, which it carries for source_of()."""
+
+    _jmespath_source: str
+
+    def __call__(self, document: Any, /) -> Any: ...
+
+
 @dataclass
 class _Body:
     """The lines of one generated function, with the nesting state of the current line."""
@@ -268,18 +277,23 @@ class _Generator:
     def build(self, root: Node) -> Evaluator:
         return self._finish(self._function(root))
 
-    def _finish(self, name: str) -> Any:
+    def _finish(self, name: str) -> _Compiled:
         source = "\n\n".join(self._definitions) + "\n"
         exec(compile(source, "<jmespath-compiled>", "exec"), self._namespace)
         for adapter, node, body in self._exprefs:
             self._namespace[adapter] = _ExprefInterpreter(
                 self._functions, node, self._namespace[body])
-        evaluator = self._namespace[name]
+        evaluator: _Compiled = self._namespace[name]
         evaluator._jmespath_source = source
         return evaluator
 
+    @overload
+    def build_bucket(self, conditions: list[Node]) -> Mask: ...
+    @overload
     def build_bucket(self, conditions: list[Node],
-                     outcomes: list[tuple[Any, list[Node]]] | None = None) -> Any:
+                     outcomes: list[tuple[Any, list[Node]]]) -> Matcher: ...
+    def build_bucket(self, conditions: list[Node],
+                     outcomes: list[tuple[Any, list[Node]]] | None = None) -> _Compiled:
         """The mask function of compile_bucket, or with `outcomes` compile_matcher's."""
         name = self._name("_bucket")
         self._body = _Body()
@@ -326,7 +340,7 @@ class _Generator:
             for prefix in {path[:n] for path in root_field_paths(condition)
                            for n in range(1, len(path) + 1)}:
                 readers[prefix] = readers.get(prefix, 0) + 1
-        names = {(): "r"}
+        names: dict[tuple[str, ...], str] = {(): "r"}
         for prefix in sorted(readers, key=len):
             if readers[prefix] < 2:
                 continue
@@ -383,7 +397,8 @@ class _Generator:
 
     def _gen(self, node: Node, src: str) -> str:
         """Emit code evaluating `node` against the value in `src`; return the result's name."""
-        method = getattr(self, f"_gen_{node.get('type')}", None) if isinstance(node, dict) else None
+        method: Callable[[Node, str], str] | None = (
+            getattr(self, f"_gen_{node.get('type')}", None) if isinstance(node, dict) else None)
         too_deep = self._depth >= MAX_DEPTH or self._body.indent >= MAX_INDENT
         if method is None or too_deep:
             return self._delegate(node, src)

@@ -37,7 +37,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 
@@ -179,7 +179,10 @@ class Decider:
         if rule_id in self._lane_rules:
             if self.hold(match.rule, match.group_key, t, record.get("eventID"),
                          record.get("sharedEventID"), record.get("recipientAccountId"),
-                         record.get("eventTime"), record if type(record) is dict else record.back):
+                         record.get("eventTime"),
+                         # not a plain dict: a RecordStub (engine.stubs). mypy does not narrow
+                         # on `type(x) is dict` failing, and isinstance would cost per match.
+                         record if type(record) is dict else record.back):  # type: ignore[attr-defined]
                 return due
             self._to_general(_lane_key(rule_id, match.group_key))  # e.g. odd ids: all general
         call, event_id = _order(record)
@@ -657,9 +660,18 @@ def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) ->
                 compiled.distinct, _chain(rule, policy))
 
 
+class _ChainTimes(TypedDict):
+    """The Chain fields a sequence rule and an absence rule set alike (seconds)."""
+
+    dedup: float
+    keep: float
+    margin: float
+    lateness: float
+
+
 def _chain(rule: Rule, policy: Policy) -> Chain | None:
     """What engine.state.sequences needs of a sequence or absence rule."""
-    common = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin,
+    common: _ChainTimes = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin,
               "lateness": policy.keep - KEEP_EXTRA}
     if rule.absence is not None:
         return Chain(within=rule.absence.within, **common)

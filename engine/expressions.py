@@ -48,7 +48,8 @@ class ExpressionSyntaxError(ValueError):
 def parse(expression: str) -> Node:
     """The syntax tree of `expression`; raises ExpressionSyntaxError (a ValueError)."""
     try:
-        return _PARSER.parse(expression).parsed
+        tree: Node = _PARSER.parse(expression).parsed  # jmespath (untyped) builds dict nodes
+        return tree
     except jmespath.exceptions.JMESPathError as exc:
         offset = getattr(exc, "lex_position", None)
         raise ExpressionSyntaxError(_syntax_message(exc),

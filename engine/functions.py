@@ -20,15 +20,14 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import jmespath.functions
 import orjson
 import re2
-from jmespath.functions import signature
 
 # Lists that the shipped rule pack reads; a config need not define them (they are then empty),
 # but any other name must be defined, so a misspelt name is a load error, not a silent no-op.
@@ -41,7 +40,24 @@ LIST_ARGUMENT: Mapping[str, int] = {"ip_in": 1, "in_list": 1, "list": 0}
 # functions whose argument at this position is a regular expression, checked when it is a literal
 REGEX_ARGUMENT: Mapping[str, int] = {"matches": 1}
 
-_ANY = {"types": []}
+
+class _ArgumentSpec(TypedDict):
+    """One argument of a jmespath function signature; no types: any JSON value."""
+
+    types: list[str]
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+class _Signature(Protocol):
+    """jmespath's untyped `signature(*specs)`: records the specs on the method, returns it."""
+
+    def __call__(self, *arguments: _ArgumentSpec) -> Callable[[_Method], _Method]: ...
+
+
+signature: _Signature = jmespath.functions.signature
+_ANY: _ArgumentSpec = {"types": []}
 _NetworkTuple = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
 
@@ -123,7 +139,8 @@ def arn_account(value: Any) -> str | None:
     return None
 
 
-class TrailguardFunctions(jmespath.functions.Functions):
+# jmespath is untyped, so mypy sees its Functions as Any: subclassing it is its extension API
+class TrailguardFunctions(jmespath.functions.Functions):  # type: ignore[misc]
     """Standard JMESPath functions plus SPEC §1's, bound to the config's named lists."""
 
     def __init__(self, lists: Mapping[str, Sequence[str]] | None = None) -> None:
@@ -228,4 +245,5 @@ def _utc(moment: datetime) -> datetime:
 
 def function_names(functions: jmespath.functions.Functions) -> Iterable[str]:
     """Every name callable in a condition (standard + ours)."""
-    return functions.FUNCTION_TABLE.keys()
+    table: dict[str, Any] = functions.FUNCTION_TABLE  # jmespath's: name -> function, signature
+    return table.keys()

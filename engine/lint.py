@@ -106,6 +106,8 @@ def _comparison_hint(literal: Node, other: Node, operator: str) -> str:
 
 
 def _pick(node: Node) -> Node:
+    left: Node
+    right: Node
     left, right = node["children"]
     chosen = _truthy(left["value"]) == (node["type"] == "or_expression")
     return left if chosen else right
@@ -145,7 +147,8 @@ class Tokens:
 
     def __init__(self, expression: str) -> None:
         try:
-            self.tokens = [t for t in Lexer().tokenize(expression) if t["type"] != "eof"]
+            self.tokens: list[Mapping[str, Any]] = [  # jmespath's (untyped) token dicts
+                t for t in Lexer().tokenize(expression) if t["type"] != "eof"]
         except LexerError:
             self.tokens = []
         self._asked: Counter[tuple[str, str]] = Counter()

@@ -188,7 +188,7 @@ def _unknown_names(rules: Sequence[Rule], watches: dict[str, Watch]) -> list[str
     found = []
     for rule in rules:
         watch = watches[rule.id]
-        if watch.names is None or watch.sources != {CODEARTIFACT_SOURCE}:
+        if watch.names is None or watch.sources != frozenset({CODEARTIFACT_SOURCE}):
             continue
         for name in sorted(watch.names - known):
             found.append(f"| `{rule.id}` | `{_cell(name)}` |")

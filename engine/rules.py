@@ -419,7 +419,7 @@ def _test_suppressions(test: RuleTest, item: Located, doc: Located, path: Path,
 
     from engine.suppressions import parse_entries
 
-    rule_id = doc.get("id") if isinstance(doc.get("id"), str) else ""
+    rule_id = given if isinstance(given := doc.get("id"), str) else ""
     found, problems = parse_entries(item["suppressions"], str(path), ctx.functions,
                                     ctx.known_lists, {rule_id}, (rule_id,))
     ctx.problems.extend(p for p in problems if p.field != "expires" or p.severity == "error")

@@ -122,7 +122,8 @@ def _falsy(value: Any) -> bool:
 
 
 def is_constant(tree: Node) -> bool:
-    return tree["type"] == "literal"
+    kind: str = tree["type"]
+    return kind == "literal"
 
 
 def constant_truth(tree: Node) -> bool:

@@ -93,7 +93,11 @@ class Resolver:
             return match
         if type(stub.back) is bytes:
             return match._replace(record=orjson.loads(stub.back))
-        path, position = stub.back
+        path: str
+        position: int
+        # not bytes: a Ref. mypy does not narrow on `type(x) is bytes` failing (a subclass
+        # could fail it), and isinstance would cost on this path.
+        path, position = stub.back  # type: ignore[assignment]
         records = self._files.get(path)
         if records is None:
             if len(self._files) >= RESOLVE_CACHE:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -38,11 +38,19 @@ class Located(dict[str, Any]):
 
 # libyaml's parser when PyYAML was built with it (5-10x faster on the rule pack); the
 # construction below is Python either way, so lines are recorded the same.
-_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:  # checked as SafeLoader: CSafeLoader has the same constructor and resolver
+    _Base = yaml.SafeLoader
+else:
+    _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
+class _Loader(_Base):
     """SafeLoader that records lines and does not turn timestamps into datetimes."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Refuse an alias bomb (`_check_aliases`) before anything is built."""
+        _check_aliases(node)
+        return super().construct_document(node)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -119,14 +127,6 @@ def _expanded(node: yaml.Node, sizes: dict[int, int], uses: dict[int, tuple[int,
     open_.discard(key)
     sizes[key] = size
     return size
-
-
-def _construct_document(loader: _Loader, node: yaml.Node) -> Any:
-    _check_aliases(node)
-    return _Base.construct_document(loader, node)
-
-
-_Loader.construct_document = _construct_document
 
 
 def load_documents(path: Path) -> list[Any]:

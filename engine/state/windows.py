@@ -222,7 +222,9 @@ def order(entry: list[Any]) -> tuple[float, str]:
 
 
 def entry_time(entry: list[Any]) -> float:
-    return entry[0]
+    # A pending_entry is a mixed list ([eventTime, call, event ids, accounts]), so its items
+    # are Any; a typed local would make this bisect key ~5 ns slower per call.
+    return entry[0]  # type: ignore[no-any-return]
 
 
 def append_new(items: list[str], item: str | None) -> None:
