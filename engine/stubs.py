@@ -29,7 +29,7 @@ from engine.inputs import iter_paths
 from engine.model import Match, Record
 
 STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
-RESOLVE_CACHE = 4  # small files whose records are kept for reading stubs back
+RESOLVE_CACHE = 12  # files whose records are kept for reading stubs back, last used kept
 
 Ref = tuple[str, int]  # (path, n): the n-th record (0-based) read from that file (iter_paths)
 
@@ -98,13 +98,13 @@ class Resolver:
         # not bytes: a Ref. mypy does not narrow on `type(x) is bytes` failing (a subclass
         # could fail it), and isinstance would cost on this path.
         path, position = stub.back  # type: ignore[assignment]
-        records = self._files.get(path)
+        records = self._files.pop(path, None)  # kept last used last: evict the oldest
         if records is None:
             if len(self._files) >= RESOLVE_CACHE:
                 del self._files[next(iter(self._files))]
-            records = self._files[path] = [
-                item for item in iter_paths([path]) if type(item) is dict]
+            records = [item for item in iter_paths([path]) if type(item) is dict]
             self.files_read += 1
+        self._files[path] = records
         event_id = stub.get("eventID")
         if position < len(records) and records[position].get("eventID") == event_id:
             return match._replace(record=records[position])

@@ -16,7 +16,7 @@ import pytest
 from engine import inputs
 from engine.inputs import Refs, iter_paths
 from engine.model import Match
-from engine.stubs import STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
+from engine.stubs import RESOLVE_CACHE, STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
 from tests.support.records import record
 from tests.support.state import make_rule
 
@@ -84,6 +84,29 @@ def test_a_stub_is_read_back_whole_and_files_are_kept_for_the_next(tmp_path: Pat
     assert resolver.files_read == 1
     whole = Match(RULE, records[0], None)
     assert resolver(whole) is whole
+
+
+def test_stubs_of_interleaved_files_read_each_file_once(tmp_path: Path) -> None:
+    """A scan merges the records of several open files (SPEC §7), so stubs come back in
+    turns from each: while they fit the cache, every file is read again once, and the
+    files used most recently stay (a file used all along is never evicted by newer ones)."""
+    paths = []
+    for n in range(RESOLVE_CACHE):
+        paths.append(tmp_path / f"{n:02d}.jsonl")
+        paths[-1].write_bytes(_lines([record() for _ in range(3)]))
+    files = [[orjson.loads(line) for line in p.read_bytes().splitlines()] for p in paths]
+    resolver = Resolver()
+    for position in range(3):
+        for path, records in zip(paths, files, strict=True):
+            assert resolver(_stub_match(records[position], path, position)).record == (
+                records[position])
+    assert resolver.files_read == RESOLVE_CACHE
+    extra = tmp_path / "extra.jsonl"
+    extra.write_bytes(_lines([record()]))
+    resolver(_stub_match(files[0][0], paths[0], 0))  # the oldest read, used again: kept
+    resolver(_stub_match(orjson.loads(extra.read_bytes()), extra, 0))
+    resolver(_stub_match(files[0][1], paths[0], 1))
+    assert resolver.files_read == RESOLVE_CACHE + 1
 
 
 def test_a_rewritten_file_is_searched_and_a_vanished_record_keeps_its_stub(
