@@ -72,7 +72,8 @@ def walk(paths: Sequence[str]) -> Iterator[Entry]:
 
 
 def _merged(paths: list[str], seen: set[tuple[int, int]]) -> Iterator[Entry]:
-    for keyed in heapq.merge(*(_stream(path, seen, named=True) for path in paths)):
+    alone = len(paths) == 1  # one file named alone has nothing to be ordered against
+    for keyed in heapq.merge(*(_stream(path, seen, named=True, alone=alone) for path in paths)):
         yield keyed[-1]
 
 
@@ -150,8 +151,10 @@ def _epoch(text: bytes) -> float | None:
     return epoch
 
 
-def _stream(path: str, seen: set[tuple[int, int]], named: bool = False) -> Iterator[Keyed]:
-    """The entries under `path` in key order (problems first)."""
+def _stream(path: str, seen: set[tuple[int, int]], named: bool = False,
+            alone: bool = False) -> Iterator[Keyed]:
+    """The entries under `path` in key order (problems first); a file named `alone` is not
+    read ahead for its key (a whole pass over its text)."""
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -160,8 +163,8 @@ def _stream(path: str, seen: set[tuple[int, int]], named: bool = False) -> Itera
     name = os.path.basename(path)
     if stat.S_ISDIR(info.st_mode):
         yield from _directory(path, info, seen)
-    elif named and not stat.S_ISREG(info.st_mode):  # a pipe such as <(zcat ...): as it comes
-        yield FIRST, name, path, next(_TIES), path
+    elif named and (alone or not stat.S_ISREG(info.st_mode)):  # a pipe (<(zcat ...)): as
+        yield FIRST, name, path, next(_TIES), path  # it comes; a file alone: nothing to order
     else:
         yield file_key(path, name), name, path, next(_TIES), path
 

@@ -211,3 +211,25 @@ def test_merge_releases_every_item_once_in_order(files: list[list[int]], held: i
     if held > 1_000:
         assert [item[1] for item in out] == sorted(item[1] for item in out)
         assert all(item[2] <= item[1] for item in out)
+
+
+def test_walk_reads_a_file_named_alone_without_reading_it_ahead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One file named alone has nothing to be ordered against: its time key (a pass over
+    its whole text) is not computed; two named files still are, to order them."""
+    from engine import walk
+
+    first, second = tmp_path / "b.jsonl", tmp_path / "a.jsonl"
+    first.write_text('{"eventTime": "2024-03-01T10:00:00Z"}\n')
+    second.write_text('{"eventTime": "2024-03-01T11:00:00Z"}\n')
+    reads: list[str] = []
+    original = walk.earliest_event_time
+
+    def counted(path: str) -> float:
+        reads.append(path)
+        return original(path)
+
+    monkeypatch.setattr(walk, "earliest_event_time", counted)
+    assert list(walk.walk([str(first)])) == [str(first)] and reads == []
+    assert list(walk.walk([str(second), str(first)])) == [str(first), str(second)]
+    assert sorted(reads) == sorted([str(first), str(second)])
