@@ -18,17 +18,8 @@ from engine.daemon.runner import Runner
 from engine.daemon.sources import Delivery
 from engine.outputs import build_dispatcher
 from engine.state import open_store
-from tests.support.daemon import tokens
+from tests.support.daemon import RULES, tokens
 from tests.support.redis import DAEMON_DB, redis_namespace
-
-RULE = """\
-id: token-burst
-title: Many tokens for one principal
-severity: medium
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
-group_by: userIdentity.arn
-threshold: {count: 3, window: 10m}
-"""
 
 
 @pytest.fixture
@@ -38,7 +29,7 @@ def redis_url() -> Iterator[str]:
 
 def _runner(tmp_path: Path, url: str) -> Runner:
     (tmp_path / "rules").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "rules" / "burst.yml").write_text(RULE)
+    (tmp_path / "rules" / "burst.yml").write_text(RULES)  # publish and token-burst
     path = tmp_path / "trailguard.yml"
     path.write_text(yaml.safe_dump({"rules": [str(tmp_path / "rules")], "state": url,
                                     "outputs": {"mem": {"type": "memory"}},

@@ -29,23 +29,12 @@ from typing import Any
 import yaml
 
 from tests.support.daemon import ALERT_ID, Daemon, publishes
+from tests.support.daemon import RULES as DAEMON_RULES
 from tests.support.moto_server import REGION, MotoServer
 from tests.support.records import record
 from tests.support.slack_receiver import SlackReceiver
 
-RULES = """\
-id: publish
-title: A package was published
-severity: high
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'PublishPackageVersion'
-summary: "{userIdentity.arn} published {requestParameters.packageName}"
----
-id: token-burst
-title: Many tokens for one principal
-severity: medium
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
-group_by: userIdentity.arn
-threshold: {count: 3, window: 10m}
+RULES = DAEMON_RULES + """\
 ---
 id: reader
 title: A principal read from a repository
