@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +30,7 @@ from engine.daemon.server import serve
 from engine.errors import StateError
 from engine.state import open_store
 from tests.support.cli import REPO, run_cli
+from tests.support.daemon import Daemon
 from tests.support.records import record
 
 PASSWORD = "Pw-5ecret-4-redis"
@@ -110,42 +109,6 @@ def private_redis() -> Iterator[PrivateRedis]:
     server = PrivateRedis()
     yield server
     server.kill()
-
-
-class Daemon:
-    """`trailguard run` in a subprocess, stderr in a file, stdin a pipe."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._stderr = log.open("wb")
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "engine", "run", "-c", str(config)], cwd=REPO, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
-        assert _wait_for(lambda: "listening on" in self.text() or self.process.poll() is not None)
-        found = re.search(r"listening on [\d.]+:(\d+)", self.text())
-        assert found, self.text()
-        self.port = int(found.group(1))
-
-    def text(self) -> str:
-        return self.log.read_text()
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        finally:
-            self._stderr.close()
-            if self.process.stdin:
-                self.process.stdin.close()
 
 
 # --- §3: config checked at load, every problem at once --------------------------------

@@ -141,6 +141,9 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError(f"daemon did not start:\n{self.log.read_text()}")
 
+    def text(self) -> str:
+        return self.log.read_text()
+
     def get(self, path: str) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
