@@ -229,3 +229,43 @@ def _literal_strings(node: Node) -> frozenset[str] | None:
     else:
         return None
     return frozenset(items) if all(isinstance(item, str) for item in items) else None
+
+
+# Nodes whose first child is evaluated against the current value and whose other children
+# against what that produced (a projection's elements, a pipe's left result, a subexpression's
+# object, an index's array).
+_LEFT_ONLY = frozenset(("subexpression", "index_expression", "projection", "value_projection",
+                        "filter_projection", "pipe"))
+# Nodes whose children are all evaluated against the current value.
+_ALL_CHILDREN = frozenset(("and_expression", "or_expression", "not_expression", "comparator",
+                           "function_expression", "multi_select_list", "multi_select_dict",
+                           "key_val_pair", "flatten"))
+
+
+def root_fields(tree: Node) -> frozenset[str] | None:
+    """The record's top-level keys that `tree` can read; None when it may read the whole
+    record (`@`, `*`, `[0]` at the root, or a node this does not know).
+
+    The scan decodes only these keys of each record (engine.lean), so this must never
+    leave one out: anything it cannot place answers None, which costs speed, not
+    correctness. An expression reference (`&x` in sort_by) runs on an argument's elements,
+    never on the root."""
+    found: set[str] = set()
+    return frozenset(found) if _root_fields(tree, found) else None
+
+
+def _root_fields(node: Node, found: set[str]) -> bool:
+    kind = node["type"]
+    if kind == "field":
+        found.add(node["value"])
+        return True
+    if kind in ("literal", "raw_string", "expref"):
+        return True
+    if kind in _LEFT_ONLY:
+        left = node["children"][0]
+        if left["type"] in ("current", "identity") and kind == "subexpression":
+            return _root_fields(node["children"][1], found)  # `@.x` reads x
+        return _root_fields(left, found)
+    if kind in _ALL_CHILDREN:
+        return all(_root_fields(child, found) for child in node["children"])
+    return False  # current, identity, index, slice at the root, or unknown: the whole record

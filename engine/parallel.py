@@ -51,11 +51,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from engine.decide import Decider
 from engine.decode import Malformed
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
-from engine.inputs import ByteCounter, Entry, Refs, read_file
+from engine.inputs import REREAD_BYTES, ByteCounter, Entry, Refs, read_file
+from engine.lean import LeanFile, LeanReader, fields_read
 from engine.merge import Merge
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
@@ -86,6 +89,7 @@ UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
 _SUPPRESSOR: Suppressor | None = None  # set in the parent before forking, like _EVALUATOR
+_LEAN: LeanReader | None = None  # the same: decodes log files lean (engine.lean), if it can
 
 
 @dataclass
@@ -126,6 +130,10 @@ def _scan_file(path: str) -> Iterator[FileResult]:
     evaluator = _EVALUATOR
     assert evaluator is not None
     index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
+    lean = _LEAN.read(path) if _LEAN is not None else None
+    if lean is not None and (results := _scan_lean(path, lean, evaluator, index)) is not None:
+        yield from results
+        return
     refs: Refs = []
     items = iter(read_file(path, refs=refs))
     watermark, last = float("-inf"), False
@@ -188,6 +196,82 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
     return watermark, True
 
 
+def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator,
+               index: dict[tuple[str, int], int]) -> list[FileResult] | None:
+    """A file decoded lean (engine.lean) into the same FileResults as _scan_records makes of
+    it read whole; None if a matched record cannot be decoded whole after all (orjson is
+    stricter than msgspec on nesting), for the caller to read the file the general way.
+
+    The whole file is scanned before any result is handed on, so that giving up leaves
+    nothing half-counted: a lean file is at most engine.lean.WHOLE_BYTES of text."""
+    records = lean.records
+    epochs = [event_epoch(record) for record in records]
+    keys, newest = [], -1e18  # engine.order._keyed: no eventTime sorts at the newest before it
+    for epoch in epochs:
+        if epoch is not None:
+            newest = epoch if epoch > newest else newest
+            keys.append(epoch)
+        else:
+            keys.append(newest)
+    order = sorted(range(len(records)), key=keys.__getitem__)  # stable: engine.order's sort
+    placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs._rereadable
+    results: list[FileResult] = []
+    suppressor, lane, matched = _SUPPRESSOR, _LANE, evaluator.matched
+    counts = evaluator.matches, evaluator.errors, evaluator.first_error
+    failed = _SUPPRESSOR.errors if _SUPPRESSOR else None
+    watermark, position, total = float("-inf"), 0, len(order)
+    try:
+        while True:
+            result = FileResult(path=path)
+            results.append(result)
+            evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+            result.matches, result.errors = evaluator.matches, evaluator.errors
+            result.first_error = evaluator.first_error
+            if suppressor:
+                suppressor.errors = result.suppression_errors
+            kept = result.records
+            while position < total:
+                n = order[position]
+                item = records[n]
+                position += 1
+                result.events += 1
+                epoch = epochs[n]
+                matches = matched(item)
+                hits, at = None, len(kept)
+                if matches and suppressor is not None:
+                    matches, hits = suppressor.split(item, matches)
+                if matches:
+                    rule, group = matches[0]
+                    get = item.get
+                    if len(matches) == 1 and rule.id in lane and epoch is not None:
+                        kept.append((
+                            get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                            get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                            position - 1 if placed else bytes(lean.raw(n))))
+                    else:
+                        kept.append((lean.whole(n), epoch, watermark,
+                                     [(index[rule.id, rule.step], group)
+                                      for rule, group in matches]))
+                elif (event_id := item.get("eventID")) is not None:
+                    kept.append((event_id, epoch, watermark))
+                if hits:
+                    result.suppressed.append((at if len(kept) > at else -1, hits))
+                if epoch is not None and epoch > watermark:
+                    watermark = epoch
+                if len(kept) >= CHUNK_RECORDS:
+                    break
+            else:
+                result.last_epoch = watermark
+                return results
+            result.last_epoch, result.last = watermark, False
+    except orjson.JSONDecodeError:
+        return None
+    finally:
+        evaluator.matches, evaluator.errors, evaluator.first_error = counts
+        if suppressor and failed is not None:
+            suppressor.errors = failed
+
+
 def _note(item: Any, result: FileResult) -> None:
     if isinstance(item, Malformed):
         result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable, item.count))
@@ -210,11 +294,18 @@ def parallel_scan(
     `on_bytes` hears each file's size once its matches are decided (the progress bar).
     `suppressor` drops suppressed matches where the record is read (the whole record is
     there for its conditions); they are counted here, where repeats are known."""
-    global _EVALUATOR, _LANE, _SUPPRESSOR
+    global _EVALUATOR, _LANE, _SUPPRESSOR, _LEAN
     stats = stats or ScanStats()
     _EVALUATOR = evaluator
     _LANE = decider.lane_rules
     _SUPPRESSOR = suppressor
+    fields = fields_read((c.rule for c in (*evaluator.rules, *evaluator.routes)),
+                         (s.condition for s in suppressor.suppressions if s.condition)
+                         if suppressor else ())
+    # TRAILGUARD_WHOLE_RECORDS=1 decodes every record whole: to compare, or to rule lean
+    # decoding out when a scan surprises (docs/performance.md)
+    whole = os.environ.get("TRAILGUARD_WHOLE_RECORDS", "") not in ("", "0")
+    _LEAN = LeanReader(fields) if fields is not None and not whole else None
     decider.resolve = Resolver()
     merge = Merge(lambda items, hits: _decide_file(
         FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,

@@ -1,0 +1,175 @@
+"""Lean records: a CloudTrail log file decoded into only the fields the loaded rules read.
+
+A scan parsed every whole record and kept it alive until it was decided, so most of its
+time went to building dicts nobody read (a CodeArtifact record is ~1.5 KB of JSON, 20 keys,
+three nested objects; the shipped pack reads about ten of them) and to the allocator
+churning through them. The fields a rule can read are known when the rules load
+(engine.expressions.root_fields walks every condition, group_by, summary field,
+first_seen value, threshold distinct and suppression condition), so a log file is decoded
+by msgspec into dicts of those top-level keys only: msgspec skips the rest without building
+them, about 3x cheaper than the whole parse (bench/throughput.py, lean-decode-only).
+
+A lean record is only ever evaluated. What outlives the file (a match's record, the alert's
+`event`) is the whole record, decoded from the record's own bytes (`msgspec.Raw`) when it
+matched: rarely. A threshold-lane match keeps its place in the file instead (engine.stubs).
+
+The lean path is only a faster way to the same items. It takes a file only when it is the
+common shape (one regular file of up to inputs.SMALL_BYTES on disk, gzip or not, holding
+`{"Records": [...]}` where every element is a sound CloudTrail record); anything else -
+JSON lines, envelopes, a BOM, a malformed element, an identity field that is not a string,
+invalid UTF-8 - returns None and the caller reads the file the general way, whose error
+reporting (file, line, field) is therefore unchanged. One difference is left on purpose:
+an integer beyond 64 bits in a field a rule reads decodes here as an int, where orjson
+gives a float.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from typing import Any, TypedDict
+
+import msgspec
+import orjson
+
+from engine import expressions
+from engine.decode import GZIP_MAGIC, gunzip_at_most
+from engine.model import Rule
+from engine.rules import SUMMARY_FIELD
+
+__all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "fields_read", "rule_expressions"]
+
+# What the scan itself reads of every record: its place in time, its identity and copies
+# (engine.decide, engine.stubs), its bucket (engine.evaluator) and whether it is a record at
+# all (engine.decode.is_record).
+DECIDING_FIELDS = ("eventTime", "eventID", "sharedEventID", "recipientAccountId", "awsRegion",
+                   "eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
+# A top-level object holding any of these is not a plain log file (a record with a "Records"
+# field, say): the general decoder says what it is.
+_NOT_A_LOG_FILE = ("eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
+LEAN_BYTES = 1 << 20  # on disk, as engine.inputs.SMALL_BYTES: files read whole
+WHOLE_BYTES = 16 << 20  # inflated, as engine.inputs.WHOLE_BYTES
+# Identity fields: a string or absent (engine.decode._sound); msgspec checks the type, and a
+# file where one is anything else goes the general way, which names the field.
+_IDENTITY = ("eventID", "sharedEventID", "eventTime")
+
+
+def rule_expressions(rule: Rule) -> Iterable[str]:
+    """Every JMESPath expression of `rule` that runs on a record."""
+    yield rule.any_condition()
+    for step in rule.step_rules():
+        yield step.condition
+    yield from rule.group_by
+    yield from (found.group(1) for found in SUMMARY_FIELD.finditer(rule.summary))
+    if rule.first_seen is not None:
+        yield rule.first_seen.value
+    if rule.threshold is not None and rule.threshold.distinct:
+        yield rule.threshold.distinct
+
+
+def fields_read(rules: Iterable[Rule], conditions: Iterable[str] = ()) -> frozenset[str] | None:
+    """The top-level fields that `rules` and the extra `conditions` (suppressions) can read,
+    with DECIDING_FIELDS; None when one may read the whole record."""
+    found: set[str] = set(DECIDING_FIELDS)
+    for text in (*(t for rule in rules for t in rule_expressions(rule)), *conditions):
+        fields = expressions.root_fields(expressions.parse(text))
+        if fields is None:
+            return None
+        found |= fields
+    return frozenset(found)
+
+
+class LeanFile:
+    """One log file's records, lean, in file order; `whole(n)` decodes record n in full."""
+
+    __slots__ = ("_raw", "_raws", "_text", "records")
+
+    def __init__(self, records: list[dict[str, Any]], text: bytes,
+                 raw: msgspec.json.Decoder[Any]) -> None:
+        self.records = records
+        self._text = text
+        self._raw = raw
+        self._raws: list[msgspec.Raw] | None = None
+
+    def raw(self, n: int) -> msgspec.Raw:
+        """Record n's JSON text (a view into the file's text)."""
+        if self._raws is None:
+            self._raws = self._raw.decode(self._text)["Records"]
+        return self._raws[n]
+
+    def whole(self, n: int) -> dict[str, Any]:
+        """Record n as the general decoder gives it; raises orjson.JSONDecodeError where
+        orjson rejects what msgspec accepted (nesting past orjson's limit)."""
+        value: dict[str, Any] = orjson.loads(memoryview(self.raw(n)))
+        return value
+
+
+class LeanReader:
+    """Decodes log files into LeanFiles for one set of fields (see the module doc)."""
+
+    def __init__(self, fields: Iterable[str]) -> None:
+        self.fields = tuple(sorted(fields))
+        record = _typed_dict("LeanRecord", {
+            name: (str | None) if name in _IDENTITY else Any for name in self.fields})
+        document = _typed_dict("LeanLogFile", {
+            "Records": list[record],  # type: ignore[valid-type] # a type made at run time
+            **{name: Any for name in _NOT_A_LOG_FILE}})
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(document)
+        self._raw: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+            _typed_dict("RawLogFile", {"Records": list[msgspec.Raw]}))
+
+    def read(self, path: str) -> LeanFile | None:
+        """The file at `path` decoded lean, or None: not the common shape (read it the
+        general way)."""
+        text = _small_text(path)
+        if text is None:
+            return None
+        try:
+            document = self._decoder.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        records = document.get("Records")
+        if type(records) is not list or any(name in document for name in _NOT_A_LOG_FILE):
+            return None
+        for record in records:
+            if not _is_record(record):
+                return None
+        return LeanFile(records, text, self._raw)
+
+
+def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
+    """A TypedDict (total=False) made at run time: msgspec decodes into it a dict of only
+    these keys, skipping the others without building them."""
+    return TypedDict(name, fields, total=False)  # type: ignore[operator] # fields at run time
+
+
+def _is_record(record: dict[str, Any]) -> bool:
+    """engine.decode.is_record on a lean record (whose keys include the ones it reads)."""
+    if "eventName" in record or "eventSource" in record:
+        source = record.get("eventSource")
+        return not (type(source) is str and source.startswith("aws:"))
+    return "eventVersion" in record and ("eventType" in record or "eventCategory" in record)
+
+
+def _small_text(path: str) -> bytes | None:
+    """The JSON text of a regular file of up to LEAN_BYTES, gunzipped; None for anything
+    else, or for text that is not valid UTF-8 (orjson rejects it, msgspec would not in a
+    field it skips)."""
+    try:
+        with open(path, "rb", buffering=0) as raw:
+            info = os.fstat(raw.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > LEAN_BYTES:
+                return None
+            data = raw.read()
+    except OSError:
+        return None
+    text = gunzip_at_most(data, WHOLE_BYTES) if data[:2] == GZIP_MAGIC else data
+    if text is None or len(text) > WHOLE_BYTES or text.lstrip()[:1] != b"{":
+        return None
+    if not text.isascii():
+        try:
+            text.decode()
+        except UnicodeDecodeError:
+            return None
+    return text
