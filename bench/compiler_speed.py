@@ -26,7 +26,7 @@ import jmespath.functions
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine.compiler import compile_expression
+from engine.compiler import compile_tree
 
 READ_FROM_REPOSITORY: dict[str, Any] = {
     "eventVersion": "1.08",
@@ -122,7 +122,7 @@ def main() -> None:
     print(f"{'interpreted':>12} {'compiled':>9} {'speedup':>8}  condition [record]")
     for expression, record in CONDITIONS:
         parsed = Parser().parse(expression).parsed
-        compiled = compile_expression(parsed, functions)
+        compiled = compile_tree(parsed, functions)
         assert compiled(record) == interpreter.visit(parsed, record)
         slow = best_us(partial(interpreter.visit, parsed), record, args.number)
         fast = best_us(compiled, record, args.number)

@@ -42,7 +42,7 @@ def measure(mode: str, events: int) -> dict[str, float]:
     from engine.evaluator import Evaluator
     from engine.inputs import iter_paths
     from engine.scan import run_scan, tune_gc
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
 
     files = generate(OUT / f"stream-{events}", events)
     setup = prepare(str(CONFIG), None)  # the pack with the lists it reads

@@ -124,7 +124,7 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.parallel import parallel_scan
     from engine.report import Progress, summary
     from engine.scan import ScanStats, run_scan, tune_gc
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
     from engine.state import open_store
     from engine.stdout import guard
     from engine.suppressor import suppressor_for
@@ -258,7 +258,7 @@ def _total_bytes(paths: list[str]) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
 
     setup = prepare(args.config, args.rules, delivery=True)  # every config problem, at once
     if setup.config.path:
@@ -286,7 +286,7 @@ def _print_problems(problems: Sequence[object]) -> None:
 
 def _test(args: argparse.Namespace) -> int:
     from engine.ruletest import run_tests
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
     from engine.suppressions import load_for
 
     setup = prepare(args.config, args.rules)
@@ -308,7 +308,7 @@ def _test(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from engine.explain import explain_rule
     from engine.inputs import iter_paths
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
 
     setup = prepare(args.config, args.rules)
     rule = rules_of(setup).by_id().get(args.rule)
@@ -334,7 +334,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _docs(args: argparse.Namespace) -> int:
     from engine.ruledocs import render
-    from engine.setup import prepare, rules_of
+    from engine.startup import prepare, rules_of
 
     text = render(rules_of(prepare(args.config, args.rules)).rules)
     if args.output == "-":

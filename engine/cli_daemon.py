@@ -73,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.outputs import build_dispatcher
     from engine.redaction import register_url_password
     from engine.scan import tune_gc
-    from engine.setup import prepare
+    from engine.startup import prepare
     from engine.state import open_store
 
     logs.configure(json_lines=args.log_format == "json")

@@ -2,7 +2,7 @@
 
 jmespath's `TreeInterpreter` walks the syntax tree on every search: a dict lookup, a method
 dispatch and a call per node, about 5 µs for a typical rule condition. The same predicate in
-plain Python costs 0.1-0.4 µs. `compile_expression` translates the tree into Python *source*
+plain Python costs 0.1-0.4 µs. `compile_tree` translates the tree into Python *source*
 (one `def` per expression, plus one per `&expref` body) and `compile()`s it, so a condition
 such as ``eventSource == 'x' && eventName == 'y'`` becomes a handful of straight-line
 statements (``t1 = d.get('eventSource') if type(d) is dict else _field(d, 'eventSource')``,
@@ -62,7 +62,7 @@ from jmespath.visitor import (
 from engine.model import key_text
 
 Node = Mapping[str, Any]  # a syntax-tree node from jmespath's parser (a dict), only read
-Evaluator = Callable[[Any], Any]
+TreeFunction = Callable[[Any], Any]
 Mask = Callable[[dict[str, Any]], int]  # compile_bucket's function
 Matcher = Callable[[dict[str, Any]], list[tuple[Any, str | None]]]  # compile_matcher's
 
@@ -94,7 +94,7 @@ _ARITY = {"length": 1, "to_string": 1, "keys": 1, "values": 1, "type": 1,
           "contains": 2, "starts_with": 2, "ends_with": 2}
 
 
-def compile_expression(parsed: Node, functions: jmespath.functions.Functions) -> Evaluator:
+def compile_tree(parsed: Node, functions: jmespath.functions.Functions) -> TreeFunction:
     """parsed = jmespath.parser.Parser().parse(expr).parsed; returns f(document) -> result,
     same result (and same exception type on error) as jmespath's interpreter."""
     interpreter = TreeInterpreter(Options(custom_functions=functions))
@@ -133,12 +133,12 @@ def compile_matcher(conditions: list[Node], outcomes: list[tuple[Any, list[Node]
     return _Generator(functions, interpreter).build_bucket(conditions, outcomes)
 
 
-def source_of(evaluator: Evaluator) -> str | None:
+def source_of(function: TreeFunction) -> str | None:
     """The generated Python source behind a compiled expression (None: interpreter fallback)."""
-    return getattr(evaluator, "_jmespath_source", None)
+    return getattr(function, "_jmespath_source", None)
 
 
-def _interpreted(parsed: Node, interpreter: TreeInterpreter) -> Evaluator:
+def _interpreted(parsed: Node, interpreter: TreeInterpreter) -> TreeFunction:
     def evaluate(document: Any) -> Any:
         return interpreter.visit(parsed, document)
 
@@ -187,7 +187,7 @@ def _order(left: Any, right: Any, compare: Callable[[Any, Any], Any]) -> Any:
 class _ExprefInterpreter(TreeInterpreter):  # type: ignore[misc]
     """The interpreter behind an `_Expression`: runs the compiled body for its own node."""
 
-    def __init__(self, functions: jmespath.functions.Functions, node: Node, body: Evaluator):
+    def __init__(self, functions: jmespath.functions.Functions, node: Node, body: TreeFunction):
         super().__init__(Options(custom_functions=functions))
         self._node = node
         self._body = body
@@ -274,7 +274,7 @@ class _Generator:
 
     # -- driver --
 
-    def build(self, root: Node) -> Evaluator:
+    def build(self, root: Node) -> TreeFunction:
         return self._finish(self._function(root))
 
     def _finish(self, name: str) -> _Compiled:

@@ -51,11 +51,11 @@ def compile_expression(
     tree = expressions.parse(text)
     if engine == "compiled":
         try:
-            from engine.compiler import compile_expression as to_python
+            from engine.compiler import compile_tree
         except ImportError:  # the compiler is optional; the interpreter is the reference
             pass
         else:
-            return to_python(tree, functions)
+            return compile_tree(tree, functions)
     interpreter = TreeInterpreter(Options(custom_functions=functions))
     return lambda document: interpreter.visit(tree, document)
 
@@ -288,9 +288,9 @@ class _Bucket:
     def predicates(self) -> tuple[Compiled, ...]:
         """Each specialised condition on its own, compiled the first time a record raises."""
         if self._predicates is None:
-            from engine.compiler import compile_expression as to_python
+            from engine.compiler import compile_tree
 
-            self._predicates = tuple(to_python(tree, self._functions) for tree in self.trees)
+            self._predicates = tuple(compile_tree(tree, self._functions) for tree in self.trees)
         return self._predicates
 
 

@@ -113,11 +113,11 @@ def _compile(node: Node, functions: jmespath.functions.Functions, engine: str) -
     when the compiler is absent)."""
     if engine == "compiled":
         try:
-            from engine.compiler import compile_expression
+            from engine.compiler import compile_tree
         except ImportError:
             pass
         else:
-            return compile_expression(dict(node), functions)
+            return compile_tree(dict(node), functions)
     interpreter = TreeInterpreter(Options(custom_functions=functions))
     return lambda document: interpreter.visit(node, document)
 

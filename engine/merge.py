@@ -14,12 +14,12 @@ S - span are released. Files whose records are all decided are closed, so what i
 `span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD items
 (past either, the earliest are decided anyway, and may then be late).
 
-Items are engine.parallel's FileResult.records tuples: (eventID or record, eventTime,
-watermark before it, ...). The merge rewrites the watermark before each item as the merged
-stream's, and a threshold-lane item's way back to its record as (path, position), since a
-batch now mixes files. A file's last watermark (what its records without an eventID reached)
-goes through the merge as a watermark-only item, (None, epoch, ...), which the decider's
-claim ignores.
+Its items (MergeItems, not engine.decode's Item) are engine.parallel's FileResult.records
+tuples: (eventID or record, eventTime, watermark before it, ...). The merge rewrites the
+watermark before each item as the merged stream's, and a threshold-lane item's way back to
+its record as (path, position), since a batch now mixes files. A file's last watermark
+(what its records without an eventID reached) goes through the merge as a watermark-only
+item, (None, epoch, ...), which the decider's claim ignores.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ MAX_OPEN = 256  # files open at once: past this, the earliest record is decided 
 MAX_HELD = 100_000  # items held at once (a file stamped days after a record): the same
 BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
 LANE_ITEM = 9  # the length of a threshold-lane item, whose last field is its way back
-Items = list[tuple[Any, ...]]
-Hits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
-Decide = Callable[[Items, Hits], None]
+MergeItems = list[tuple[Any, ...]]  # FileResult.records tuples, not engine.decode.Item
+MergeHits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
+Decide = Callable[[MergeItems, MergeHits], None]
 
 
 class Merge:
@@ -56,11 +56,11 @@ class Merge:
         self._ties = itertools.count()
         self._watermark = float("-inf")
         self._span = SPAN
-        self._out: Items = []
-        self._hits: Hits = []
+        self._out: MergeItems = []
+        self._hits: MergeHits = []
         self._held = 0
 
-    def add(self, items: Items, last_epoch: float, path: str,
+    def add(self, items: MergeItems, last_epoch: float, path: str,
             hits: dict[int, Any] | None = None) -> None:
         """One file's (or one chunk's) items, sorted on eventTime, the newest eventTime it
         reached, and its suppressed matches by item index; then decide what no later file

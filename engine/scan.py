@@ -18,7 +18,7 @@ from itertools import islice
 from typing import Any
 
 from engine.decide import Decider
-from engine.decode import Malformed, ObjectRef, Skipped
+from engine.decode import Item, Malformed, ObjectRef
 from engine.evaluator import Evaluator
 from engine.eventtime import event_epoch
 from engine.inputs import Refs
@@ -68,9 +68,6 @@ class ScanStats:
     @property
     def rate(self) -> float:
         return self.events / self.elapsed if self.elapsed > 0 else 0.0
-
-
-Item = dict[str, Any] | Malformed | Skipped | ObjectRef
 
 
 class EventIdMemory(MemoryStore):

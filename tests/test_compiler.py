@@ -20,7 +20,7 @@ from jmespath.functions import signature
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter, _Expression
 
-from engine.compiler import MAX_DEPTH, MAX_LOOPS, compile_expression, source_of
+from engine.compiler import MAX_DEPTH, MAX_LOOPS, compile_tree, source_of
 
 COMPLIANCE = Path(__file__).parent / "compliance"
 _RAISED = object()
@@ -70,7 +70,7 @@ def assert_same(expression: str, document: Any, functions: Any = None) -> Any:
     """Compiled and interpreted agree on `document`; returns the compiled result."""
     functions = functions or jmespath.functions.Functions()
     parsed = Parser().parse(expression).parsed
-    got, got_exc = run(compile_expression(parsed, functions), document)
+    got, got_exc = run(compile_tree(parsed, functions), document)
     want, want_exc = run(interpreted(parsed, functions), document)
     assert got_exc is want_exc, (expression, got_exc, want_exc)
     assert strict_equal(got, want), (expression, got, want)
@@ -105,7 +105,7 @@ def test_compliance(given: Any, case: dict[str, Any]) -> None:
         return
     functions = jmespath.functions.Functions()
     parsed = Parser().parse(expression).parsed
-    compiled = compile_expression(parsed, functions)
+    compiled = compile_tree(parsed, functions)
     assert source_of(compiled) is not None, "fell back to the interpreter"
     got, got_exc = run(compiled, given)
     want, want_exc = run(interpreted(parsed, functions), given)
@@ -207,13 +207,13 @@ def test_field_of_mapping_subclass_and_non_mapping() -> None:
 
 def test_literals_are_the_nodes_own_objects() -> None:
     parsed = Parser().parse("`[1, 2]`").parsed
-    compiled = compile_expression(parsed, jmespath.functions.Functions())
+    compiled = compile_tree(parsed, jmespath.functions.Functions())
     assert compiled({}) is parsed["value"]
 
 
 def test_generated_code_is_straight_line() -> None:
     parsed = Parser().parse("eventSource == 'x' && eventName == 'y'").parsed
-    source = source_of(compile_expression(parsed, jmespath.functions.Functions()))
+    source = source_of(compile_tree(parsed, jmespath.functions.Functions()))
     assert source is not None
     assert "_visit" not in source and "call_function" not in source
     assert "d.get('eventSource') if type(d) is dict" in source
@@ -265,7 +265,7 @@ CUSTOM_CASES = [
 def test_custom_functions(expression: str, document: Any) -> None:
     compiled_functions, interpreted_functions = CustomFunctions(), CustomFunctions()
     parsed = Parser().parse(expression).parsed
-    got, got_exc = run(compile_expression(parsed, compiled_functions), document)
+    got, got_exc = run(compile_tree(parsed, compiled_functions), document)
     want, want_exc = run(interpreted(parsed, interpreted_functions), document)
     assert got_exc is want_exc
     assert strict_equal(got, want)
@@ -275,7 +275,7 @@ def test_custom_functions(expression: str, document: Any) -> None:
 def test_overridden_standard_function_is_not_inlined() -> None:
     functions = CustomFunctions()
     parsed = Parser().parse("contains(['a'], x)").parsed
-    compiled = compile_expression(parsed, functions)
+    compiled = compile_tree(parsed, functions)
     assert compiled({"x": "a"}) is True
     assert functions.calls == ["contains"]
 
@@ -289,7 +289,7 @@ def test_overridden_validation_disables_inlining() -> None:
 
     assert_same("length(a)", {"a": 5}, Lenient())
     parsed = Parser().parse("length(a)").parsed
-    assert compile_expression(parsed, Lenient())({"a": 5}) == -1
+    assert compile_tree(parsed, Lenient())({"a": 5}) == -1
 
 
 # ---- pathological inputs ----
@@ -327,16 +327,16 @@ def test_deep_nesting_matches_interpreter(expression: str) -> None:
 
 def test_deep_nesting_still_generates_code() -> None:
     parsed = Parser().parse("a" + "[*]" * (MAX_LOOPS + 10) + ".b").parsed
-    source = source_of(compile_expression(parsed, jmespath.functions.Functions()))
+    source = source_of(compile_tree(parsed, jmespath.functions.Functions()))
     assert source is not None and "_visit(" in source  # the inner subtree is delegated
     parsed = Parser().parse("!" * (MAX_DEPTH + 10) + "a").parsed
-    source = source_of(compile_expression(parsed, jmespath.functions.Functions()))
+    source = source_of(compile_tree(parsed, jmespath.functions.Functions()))
     assert source is not None and "_visit(" in source
 
 
 def test_unknown_node_type_behaves_like_interpreter() -> None:
     parsed = {"type": "no_such_node", "children": []}
-    compiled = compile_expression(parsed, jmespath.functions.Functions())
+    compiled = compile_tree(parsed, jmespath.functions.Functions())
     with pytest.raises(NotImplementedError):
         compiled({})
 
@@ -347,6 +347,6 @@ def test_fallback_when_compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("engine.compiler.compile", refuse, raising=False)
     parsed = Parser().parse("a.b").parsed
-    compiled = compile_expression(parsed, jmespath.functions.Functions())
+    compiled = compile_tree(parsed, jmespath.functions.Functions())
     assert source_of(compiled) is None
     assert compiled({"a": {"b": 3}}) == 3

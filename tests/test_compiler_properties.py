@@ -19,7 +19,7 @@ from jmespath.functions import signature
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine.compiler import compile_expression, source_of
+from engine.compiler import compile_tree, source_of
 from tests.test_compiler import strict_equal
 
 MAX_EXAMPLES = 1500
@@ -185,7 +185,7 @@ expressions = st.one_of(
 def test_compiled_matches_interpreter(expression: str, docs: list[Any]) -> None:
     functions = PropertyFunctions()
     parsed = Parser().parse(expression).parsed  # the grammar only builds valid expressions
-    compiled = compile_expression(parsed, functions)
+    compiled = compile_tree(parsed, functions)
     assert source_of(compiled) is not None
     interpreter = TreeInterpreter(Options(custom_functions=functions))
     for document in [*docs, *FIXED_DOCUMENTS]:

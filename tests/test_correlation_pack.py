@@ -21,7 +21,7 @@ from engine.functions import TrailguardFunctions
 from engine.inputs import iter_paths
 from engine.model import Rule
 from engine.scan import run_scan
-from engine.setup import prepare, rules_of
+from engine.startup import prepare, rules_of
 from tests.support.cli import REPO, run_cli
 from tests.test_rule_pack import CONFIG, ENVELOPES
 

@@ -26,7 +26,7 @@ import pytest
 
 from engine.model import Rule
 from engine.ruledocs import ALL_ACTIONS, CODEARTIFACT_API_ACTIONS, render
-from engine.setup import prepare, rules_of
+from engine.startup import prepare, rules_of
 from tests.support.shared import REALDATA
 
 REPO = Path(__file__).resolve().parents[1]
