@@ -1,0 +1,124 @@
+"""Where a scan's time goes, stage by stage, in CPU microseconds per record.
+
+    python bench/stages.py [--events N] [--runs R]
+
+On the bench archive (bench/streamgen.py, 2 accounts x 3 regions) with the shipped pack,
+one process. Each stage is timed alone, in this order, the medians of R runs:
+
+  read + gunzip         the files' bytes, inflated (isal)
+  whole parse           orjson.loads of each inflated file: the parse-only bar's decode
+  lean decode           msgspec into the fields the pack reads (engine.lean)
+  order                 each file's records sorted on eventTime (engine.order's key)
+  evaluate              Evaluator.matched on every lean record (the compiled buckets)
+  scan loop             engine.parallel._scan_lean whole, minus evaluate and order
+  decide                the full scan's CPU minus every stage above: merge, dedup,
+                        threshold lane, alerts
+
+The full scan is `engine.parallel.parallel_scan` over the archive, as `trailguard scan
+--workers 1` runs it. The stages' sum is not exactly the scan's (allocator and cache state
+differ when a stage runs alone): the point is which stage is worth a design change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+
+
+def _timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.process_time()
+    result = work()
+    return time.process_time() - started, result
+
+
+def measure(events: int) -> dict[str, float]:
+    """Seconds of CPU per stage, one run."""
+    import orjson
+
+    from bench.streamgen import generate
+    from engine import parallel
+    from engine.decide import new_decider
+    from engine.decode import gunzip_at_most
+    from engine.evaluator import Evaluator
+    from engine.eventtime import event_epoch
+    from engine.functions import TrailguardFunctions
+    from engine.inputs import walk
+    from engine.lean import LeanReader, fields_read
+    from engine.pack import shipped_rules
+    from engine.rules import load_rules
+    from engine.scan import tune_gc
+    from engine.state import open_store
+
+    files = [str(path) for path in generate(OUT / f"stream-{events}", events)]
+    tune_gc()
+    functions = TrailguardFunctions()
+    rules = load_rules([str(shipped_rules())], functions, functions.lists.keys() | {
+        "trusted_networks", "ci_publishers", "trusted_accounts"}).rules
+
+    def fresh() -> tuple[Evaluator, Any, Any]:
+        evaluator = Evaluator(rules, functions)
+        store = open_store("memory://")
+        return evaluator, store, new_decider(evaluator, 900.0, store)
+
+    evaluator, store, decider = fresh()
+    fields = fields_read(c.rule for c in (*evaluator.rules, *evaluator.routes))
+    assert fields is not None
+    reader = LeanReader(fields)
+    costs = dict.fromkeys(("read + gunzip", "whole parse", "lean decode", "order", "evaluate"),
+                          0.0)
+    matched = evaluator.matched
+    for path in files:  # one file at a time, as the scan holds them
+        spent, text = _timed(lambda: gunzip_at_most(Path(path).read_bytes(), 16 << 20))  # noqa: B023
+        costs["read + gunzip"] += spent
+        costs["whole parse"] += _timed(lambda: orjson.loads(text))[0]  # noqa: B023
+        spent, records = _timed(lambda: reader._decoder.decode(text)["Records"])  # noqa: B023
+        costs["lean decode"] += spent
+        costs["order"] += _timed(lambda: sorted(range(len(records)), key=[  # noqa: B023
+            event_epoch(r) or 0.0 for r in records].__getitem__))[0]  # noqa: B023
+        costs["evaluate"] += _timed(lambda: [matched(r) for r in records])[0]  # noqa: B023
+
+    evaluator, store, decider = fresh()
+    parallel._EVALUATOR, parallel._LANE, parallel._SUPPRESSOR = evaluator, decider.lane_rules, None
+    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
+    loop = 0.0
+    for path in files:
+        lean = reader.read(path)
+        assert lean is not None
+        spent, _ = _timed(lambda: parallel._scan_lean(path, lean, evaluator, index))  # noqa: B023
+        loop += spent
+    costs["scan loop"] = max(0.0, loop - costs["evaluate"] - costs["order"])
+
+    evaluator, store, decider = fresh()
+    costs["full scan"], stats = _timed(lambda: parallel.parallel_scan(
+        walk([str(Path(files[0]).parents[6])]), 1, evaluator, decider, store, lambda a: None))
+    assert stats.events == events
+    parts = ("read + gunzip", "lean decode", "order", "evaluate", "scan loop")
+    costs["decide"] = max(0.0, costs["full scan"] - sum(costs[p] for p in parts))
+    return costs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=150_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    runs = [measure(args.events) for _ in range(args.runs)]
+    print(f"{args.events:,} records, shipped pack, one process; CPU, median of {args.runs}")
+    parse_only = statistics.median(r["read + gunzip"] + r["whole parse"] for r in runs)
+    for stage in runs[0]:
+        seconds = statistics.median(r[stage] for r in runs)
+        print(f"{stage:<16} {seconds:7.3f} s  {seconds / args.events * 1e6:6.2f} us/record  "
+              f"{seconds / parse_only:5.2f}x parse-only")
+
+
+if __name__ == "__main__":
+    main()
