@@ -244,28 +244,55 @@ _ALL_CHILDREN = frozenset(("and_expression", "or_expression", "not_expression", 
 
 def root_fields(tree: Node) -> frozenset[str] | None:
     """The record's top-level keys that `tree` can read; None when it may read the whole
-    record (`@`, `*`, `[0]` at the root, or a node this does not know).
-
-    The scan decodes only these keys of each record (engine.lean), so this must never
-    leave one out: anything it cannot place answers None, which costs speed, not
-    correctness. An expression reference (`&x` in sort_by) runs on an argument's elements,
-    never on the root."""
-    found: set[str] = set()
-    return frozenset(found) if _root_fields(tree, found) else None
+    record (see read_paths)."""
+    paths = read_paths(tree)
+    return None if paths is None else frozenset(path[0] for path in paths)
 
 
-def _root_fields(node: Node, found: set[str]) -> bool:
+def read_paths(tree: Node) -> frozenset[tuple[str, ...]] | None:
+    """The field paths `tree` reads from the record, each a chain of keys whose value it may
+    use whole (`userIdentity.arn` reads ("userIdentity", "arn"), not the rest of
+    userIdentity); None when it may read the whole record (`@`, `*`, `[0]` at the root, or a
+    node this does not know).
+
+    The scan decodes only these paths of each record (engine.lean), so this must never
+    leave one out: anything it cannot place reads the value whole, or answers None, which
+    costs speed, not correctness. An expression reference (`&x` in sort_by) runs on an
+    argument's elements, never on the root."""
+    found: set[tuple[str, ...]] = set()
+    return frozenset(found) if _read_paths(tree, found) else None
+
+
+def _read_paths(node: Node, found: set[tuple[str, ...]]) -> bool:
     kind = node["type"]
     if kind == "field":
-        found.add(node["value"])
+        found.add((node["value"],))
         return True
     if kind in ("literal", "raw_string", "expref"):
+        return True
+    if kind == "subexpression" and (chain := _field_chain(node)) is not None:
+        found.add(chain)
         return True
     if kind in _LEFT_ONLY:
         left = node["children"][0]
         if left["type"] in ("current", "identity") and kind == "subexpression":
-            return _root_fields(node["children"][1], found)  # `@.x` reads x
-        return _root_fields(left, found)
+            return _read_paths(node["children"][1], found)  # `@.x` reads x
+        return _read_paths(left, found)  # the right side reads inside what the left gave
     if kind in _ALL_CHILDREN:
-        return all(_root_fields(child, found) for child in node["children"])
+        return all(_read_paths(child, found) for child in node["children"])
     return False  # current, identity, index, slice at the root, or unknown: the whole record
+
+
+def _field_chain(node: Node) -> tuple[str, ...] | None:
+    """`a.b.c` as ("a", "b", "c"); None unless the subexpression is fields only."""
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] != "subexpression":
+        return None
+    chain: tuple[str, ...] = ()
+    for child in node["children"]:  # jmespath nests two at a time, or lists a run of fields
+        part = _field_chain(child)
+        if part is None:
+            return None
+        chain += part
+    return chain

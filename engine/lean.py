@@ -38,7 +38,8 @@ from engine.decode import GZIP_MAGIC, gunzip_at_most
 from engine.model import Rule
 from engine.rules import SUMMARY_FIELD
 
-__all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "fields_read", "rule_expressions"]
+__all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "fields_read", "rule_expressions",
+           "shape_of"]
 
 # What the scan itself reads of every record: its place in time, its identity and copies
 # (engine.decide, engine.stubs), its bucket (engine.evaluator) and whether it is a record at
@@ -68,16 +69,39 @@ def rule_expressions(rule: Rule) -> Iterable[str]:
         yield rule.threshold.distinct
 
 
-def fields_read(rules: Iterable[Rule], conditions: Iterable[str] = ()) -> frozenset[str] | None:
-    """The top-level fields that `rules` and the extra `conditions` (suppressions) can read,
-    with DECIDING_FIELDS; None when one may read the whole record."""
-    found: set[str] = set(DECIDING_FIELDS)
+def fields_read(rules: Iterable[Rule], conditions: Iterable[str] = ()
+                ) -> frozenset[tuple[str, ...]] | None:
+    """The field paths that `rules` and the extra `conditions` (suppressions) can read
+    (engine.expressions.read_paths), with DECIDING_FIELDS; None when one may read the whole
+    record."""
+    found: set[tuple[str, ...]] = {(name,) for name in DECIDING_FIELDS}
     for text in (*(t for rule in rules for t in rule_expressions(rule)), *conditions):
-        fields = expressions.root_fields(expressions.parse(text))
-        if fields is None:
+        paths = expressions.read_paths(expressions.parse(text))
+        if paths is None:
             return None
-        found |= fields
+        found |= paths
     return frozenset(found)
+
+
+# A tree of the paths read: a key whose value is read whole maps to None, one read only
+# through some of its keys to the tree of those.
+Shape = dict[str, "Shape | None"]
+
+
+def shape_of(paths: Iterable[tuple[str, ...]]) -> Shape:
+    """The tree of `paths`: a value read whole anywhere is decoded whole."""
+    shape: Shape = {}
+    for path in sorted(paths, key=len):  # shorter first: a whole value wins over its keys
+        node: Shape | None = shape
+        for key in path[:-1]:
+            assert node is not None
+            if key in node and node[key] is None:
+                node = None  # read whole already
+                break
+            node = node.setdefault(key, {})
+        if node is not None:
+            node[path[-1]] = None
+    return shape
 
 
 class LeanFile:
@@ -108,10 +132,11 @@ class LeanFile:
 class LeanReader:
     """Decodes log files into LeanFiles for one set of fields (see the module doc)."""
 
-    def __init__(self, fields: Iterable[str]) -> None:
-        self.fields = tuple(sorted(fields))
+    def __init__(self, paths: Iterable[tuple[str, ...]]) -> None:
+        self.shape = shape_of(paths)
         record = _typed_dict("LeanRecord", {
-            name: (str | None) if name in _IDENTITY else Any for name in self.fields})
+            name: (str | None) if name in _IDENTITY else _type_of(inner, name)
+            for name, inner in self.shape.items()})
         document = _typed_dict("LeanLogFile", {
             "Records": list[record],  # type: ignore[valid-type] # a type made at run time
             **{name: Any for name in _NOT_A_LOG_FILE}})
@@ -136,6 +161,18 @@ class LeanReader:
             if not _is_record(record):
                 return None
         return LeanFile(records, text, self._raw)
+
+
+def _type_of(shape: Shape | None, name: str) -> Any:
+    """The msgspec type of a value read as `shape` says: Any when read whole; else an object
+    of only the keys read, or any other JSON value as it is (a hostile record may hold a
+    string where CloudTrail writes an object, and a rule must see it as the whole record
+    has it)."""
+    if shape is None:
+        return Any
+    keys = _typed_dict(f"Lean_{name}", {key: _type_of(inner, f"{name}_{key}")
+                                        for key, inner in shape.items()})
+    return keys | str | int | float | bool | None | list[Any]
 
 
 def _typed_dict(name: str, fields: dict[str, Any]) -> Any:

@@ -19,7 +19,7 @@ from bench.rulegen import write_rules
 from engine import expressions
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
-from engine.lean import LeanReader, fields_read
+from engine.lean import LeanReader, fields_read, shape_of
 from engine.pack import shipped_rules
 from engine.rules import load_rules
 from tests.support.cli import run_cli
@@ -49,6 +49,24 @@ def test_root_fields_names_what_an_expression_reads(expression: str, fields: set
                                         "[0]", "@[0]", "values(@)[0]"])
 def test_root_fields_gives_up_on_the_whole_record(expression: str) -> None:
     assert expressions.root_fields(expressions.parse(expression)) is None
+
+
+@pytest.mark.parametrize(("expression", "paths"), [
+    ("userIdentity.sessionContext.attributes.mfaAuthenticated",
+     {("userIdentity", "sessionContext", "attributes", "mfaAuthenticated")}),
+    ("userIdentity.arn || userIdentity", {("userIdentity", "arn"), ("userIdentity",)}),
+    ("a.b[0].c", {("a",)}),  # read whole from where a chain of fields stops
+    ("requestParameters.packages[?name == 'x']", {("requestParameters", "packages")}),
+    ("@.a.b", {("a",)}),
+])
+def test_read_paths_names_the_keys_read_inside_objects(expression: str,
+                                                       paths: set[tuple[str, ...]]) -> None:
+    assert expressions.read_paths(expressions.parse(expression)) == paths
+
+
+def test_a_value_read_whole_anywhere_is_decoded_whole() -> None:
+    assert shape_of([("a", "b", "c"), ("a", "b"), ("a", "x"), ("d",)]) == {
+        "a": {"b": None, "x": None}, "d": None}
 
 
 def _evaluator(tmp: Path | None = None, extra: int = 0) -> Evaluator:
