@@ -88,12 +88,11 @@ def measure(events: int) -> dict[str, float]:
 
     evaluator, store, decider = fresh()
     parallel._EVALUATOR, parallel._LANE, parallel._SUPPRESSOR = evaluator, decider.lane_rules, None
-    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
     loop = 0.0
     for path in files:
         lean = reader.read(path)
         assert lean is not None
-        spent, _ = _timed(lambda: parallel._scan_lean(path, lean, evaluator, index))  # noqa: B023
+        spent, _ = _timed(lambda: parallel._scan_lean(path, lean, evaluator))  # noqa: B023
         loop += spent
     costs["scan loop"] = max(0.0, loop - costs["evaluate"] - costs["order"])
 

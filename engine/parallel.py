@@ -131,7 +131,7 @@ def _scan_file(path: str) -> Iterator[FileResult]:
     assert evaluator is not None
     index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
     lean = _LEAN.read(path) if _LEAN is not None else None
-    if lean is not None and (results := _scan_lean(path, lean, evaluator, index)) is not None:
+    if lean is not None and (results := _scan_lean(path, lean, evaluator)) is not None:
         yield from results
         return
     refs: Refs = []
@@ -196,8 +196,7 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
     return watermark, True
 
 
-def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator,
-               index: dict[tuple[str, int], int]) -> list[FileResult] | None:
+def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResult] | None:
     """A file decoded lean (engine.lean) into the same FileResults as _scan_records makes of
     it read whole; None if a matched record cannot be decoded whole after all (orjson is
     stricter than msgspec on nesting), for the caller to read the file the general way.
@@ -205,18 +204,26 @@ def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator,
     The whole file is scanned before any result is handed on, so that giving up leaves
     nothing half-counted: a lean file is at most engine.lean.WHOLE_BYTES of text."""
     records = lean.records
-    epochs = [event_epoch(record) for record in records]
-    keys, newest = [], -1e18  # engine.order._keyed: no eventTime sorts at the newest before it
-    for epoch in epochs:
-        if epoch is not None:
-            newest = epoch if epoch > newest else newest
-            keys.append(epoch)
-        else:
+    epochs: list[float | None] = []
+    keys: list[float] = []
+    newest = -1e18  # engine.order._keyed: no eventTime sorts at the newest before it
+    for record in records:
+        epoch = event_epoch(record)
+        epochs.append(epoch)
+        if epoch is None:
             keys.append(newest)
+        else:
+            keys.append(epoch)
+            if epoch > newest:
+                newest = epoch
     order = sorted(range(len(records)), key=keys.__getitem__)  # stable: engine.order's sort
     placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs._rereadable
+    # A matched Rule is one of evaluator.routes' own: known by identity, it needs no hash of
+    # its fields (a frozen dataclass hashes them all) for its index or lane membership.
+    route_of = {id(c.rule): n for n, c in enumerate(evaluator.routes)}
+    lane = {id(c.rule) for c in evaluator.routes if c.rule.id in _LANE}
     results: list[FileResult] = []
-    suppressor, lane, matched = _SUPPRESSOR, _LANE, evaluator.matched
+    suppressor, matched = _SUPPRESSOR, evaluator.matched
     counts = evaluator.matches, evaluator.errors, evaluator.first_error
     failed = _SUPPRESSOR.errors if _SUPPRESSOR else None
     watermark, position, total = float("-inf"), 0, len(order)
@@ -229,31 +236,28 @@ def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator,
             result.first_error = evaluator.first_error
             if suppressor:
                 suppressor.errors = result.suppression_errors
-            kept = result.records
+            kept, append, began = result.records, result.records.append, position
             while position < total:
                 n = order[position]
                 item = records[n]
                 position += 1
-                result.events += 1
                 epoch = epochs[n]
                 matches = matched(item)
                 hits, at = None, len(kept)
                 if matches and suppressor is not None:
                     matches, hits = suppressor.split(item, matches)
-                if matches:
+                if not matches:
+                    if (event_id := item.get("eventID")) is not None:  # a repeat, maybe
+                        append((event_id, epoch, watermark))
+                elif len(matches) == 1 and id(matches[0][0]) in lane and epoch is not None:
                     rule, group = matches[0]
                     get = item.get
-                    if len(matches) == 1 and rule.id in lane and epoch is not None:
-                        kept.append((
-                            get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                    append((get("eventID"), epoch, watermark, route_of[id(rule)], group,
                             get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                             position - 1 if placed else bytes(lean.raw(n))))
-                    else:
-                        kept.append((lean.whole(n), epoch, watermark,
-                                     [(index[rule.id, rule.step], group)
-                                      for rule, group in matches]))
-                elif (event_id := item.get("eventID")) is not None:
-                    kept.append((event_id, epoch, watermark))
+                else:
+                    append((lean.whole(n), epoch, watermark,
+                            [(route_of[id(rule)], group) for rule, group in matches]))
                 if hits:
                     result.suppressed.append((at if len(kept) > at else -1, hits))
                 if epoch is not None and epoch > watermark:
@@ -261,8 +265,10 @@ def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator,
                 if len(kept) >= CHUNK_RECORDS:
                     break
             else:
+                result.events = position - began
                 result.last_epoch = watermark
                 return results
+            result.events = position - began
             result.last_epoch, result.last = watermark, False
     except orjson.JSONDecodeError:
         return None

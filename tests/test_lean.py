@@ -237,3 +237,23 @@ def test_scan_alerts_are_the_same_lean_and_whole(tmp_path: Path) -> None:
     lean, whole = _scan(files[0].parents[6], *real), _scan(files[0].parents[6], *real, whole=True)
     assert lean == whole
     assert lean[0] == 0 and lean[1].count("\n") > 0
+
+
+def test_suppressions_read_lean_records_as_whole_ones(tmp_path: Path) -> None:
+    """A suppression's condition reads fields no rule reads (here sourceIPAddress and
+    userAgent, through a function): the lean record holds them too, and the same matches
+    are silenced, counted and kept as without lean decoding, on the lane and off it."""
+    from bench.streamgen import generate
+
+    files = generate(tmp_path / "stream", 4_000)
+    (tmp_path / "quiet.yml").write_text(
+        "- id: mirror-reads\n"
+        "  rules: [codeartifact-mass-download, codeartifact-publish-*]\n"
+        "  condition: \"starts_with(userAgent, 'npm') || contains(sourceIPAddress, '.107')\"\n"
+        "  owner: secops@example.com\n  reason: the mirror\n  expires: 2999-01-01\n")
+    config = tmp_path / "trailguard.yml"
+    config.write_text(f"suppressions: [{tmp_path / 'quiet.yml'}]\n")
+    archive = files[0].parents[6]
+    lean = _scan(Path("-c"), config, archive)
+    assert lean == _scan(Path("-c"), config, archive, whole=True)
+    assert "suppressed" in lean[2] and lean[0] == 0
