@@ -31,40 +31,26 @@ import heapq
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import orjson
 
 from engine import correlation, jsonsafe
-from engine.evaluator import Compiled, CompiledRule, Evaluator
+from engine.evaluator import Compiled, Evaluator
 from engine.eventtime import event_epoch, iso, now_iso
 from engine.lane import Counted, Queued, ThresholdLane
 from engine.model import Alert, Match, Record, Rule, alert_id_for, key_text
+from engine.plan import Plan, plan_for
 from engine.state import StateStore, Update, open_store
 from engine.state import windows as win
-from engine.state.sequences import Chain
-from engine.state.windows import Hit, Policy, group_key
+from engine.state.windows import Hit, group_key
 from engine.stubs import Ref
 
 MODES = ("scan", "live")
 REPORT_EVERY = 60.0  # seconds of event time between watermark reports to the store
-KEEP_EXTRA = 3600.0  # a closed window stays this long past the lateness for late folds
 BATCH = 512  # matches decided per store round trip (a shared store pipelines them)
 RELEASE_EVERY = 60.0  # seconds of event time a match may wait past the lateness for its batch
 _NOTHING: list[Alert] = []  # returned, never mutated: most calls have nothing to emit
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What the decider needs to know about one rule, resolved once."""
-
-    rule: Rule
-    policy: Policy
-    summarise: Callable[[Record], str]
-    novelty: Compiled | None = None  # the first_seen value expression
-    distinct: Compiled | None = None  # threshold.distinct
-    chain: Chain | None = None  # a sequence or absence rule (engine.correlation)
 
 
 class Decider:
@@ -444,43 +430,6 @@ def _alert(rule: Rule, snapshot: dict[str, Any]) -> Alert:
         detected_at=now_iso(), event_ids=snapshot["ids"], account_ids=snapshot["ac"],
         event_count=snapshot["n"], update=snapshot["upd"], steps=snapshot.get("st"),
     )
-
-
-def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) -> Plan:
-    """A rule's plan. `in_order`: its matches reach the store in eventTime order (a scan on a
-    store of its own), so a threshold need not keep matches for late ones to pair with."""
-    rule, threshold = compiled.rule, compiled.rule.threshold
-    policy = Policy(count=threshold.count if threshold else 1,
-                    window=threshold.window if threshold else 0.0,
-                    quiet=rule.dedup or (threshold.window if threshold else 0.0),
-                    keep=allowed_lateness + KEEP_EXTRA,
-                    margin=0.0 if in_order else allowed_lateness,
-                    distinct=compiled.distinct is not None)
-    return Plan(rule, policy, compiled.render_summary, compiled.first_seen,
-                compiled.distinct, _chain(rule, policy))
-
-
-class _ChainTimes(TypedDict):
-    """The Chain fields a sequence rule and an absence rule set alike (seconds)."""
-
-    dedup: float
-    keep: float
-    margin: float
-    lateness: float
-
-
-def _chain(rule: Rule, policy: Policy) -> Chain | None:
-    """What engine.state.sequences needs of a sequence or absence rule."""
-    common: _ChainTimes = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin,
-              "lateness": policy.keep - KEEP_EXTRA}
-    if rule.absence is not None:
-        return Chain(within=rule.absence.within, **common)
-    if rule.sequence is None:
-        return None
-    steps = [step for step in rule.sequence.steps if not step.absent]
-    return Chain(within=rule.sequence.within, counts=tuple(step.count for step in steps),
-                 names=tuple(step.name for step in steps), absent=rule.sequence.absent,
-                 **common)
 
 
 def new_decider(evaluator: Evaluator, allowed_lateness: float, store: StateStore | None = None,
