@@ -16,16 +16,12 @@ the StateStore owns *where*. Two modes:
 A rule with no dedup, threshold or first_seen costs no store access for a record without
 `sharedEventID`: it cannot have copies, and exact repeats were dropped before evaluation.
 
-The threshold lane (scan mode, on a store only this process writes): a threshold group
-whose matches have not reached the count holds nothing but its pending matches, and a rule
-such as codeartifact-mass-download puts nearly every record there. The lane keeps those
-groups in process: a match is appended to its group's list (no reorder heap, no store), and
-when the watermark passes it the group's list is sorted and counted into the same pending
-list the store would hold, with a few list operations per match. The moment a match would
-complete a run (or anything unusual happens to a group: a late match, an insertion before
-its newest match), the group is written to the store exactly as the general path would have
-left it and the general path takes over that group from that match on. A test decides
-random streams both ways and compares every alert.
+The threshold lane (engine.lane; scan mode, on a store only this process writes) keeps in
+process the threshold groups that have not reached their count, which is where a rule such
+as codeartifact-mass-download puts nearly every record. The decider keeps the clock for it:
+it hands the lane only matches within the lateness, asks it to count what the clock has
+passed, and takes a group back onto the general path (the reorder buffer and the store)
+when the lane cannot decide it as the general path would.
 """
 
 from __future__ import annotations
@@ -34,46 +30,27 @@ import hashlib
 import heapq
 import itertools
 import math
-from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
 import orjson
 
 from engine import correlation, jsonsafe
-from engine.evaluator import Compiled, CompiledRule, Evaluator
+from engine.evaluator import Compiled, Evaluator
 from engine.eventtime import event_epoch, iso, now_iso
+from engine.lane import Counted, Queued, ThresholdLane
 from engine.model import Alert, Match, Record, Rule, alert_id_for, key_text
-from engine.state import Change, StateStore, Update, open_store
+from engine.plan import Plan, plan_for
+from engine.state import StateStore, Update, open_store
 from engine.state import windows as win
-from engine.state.sequences import Chain
-from engine.state.windows import Hit, Policy
-from engine.stubs import Ref, stub_of
+from engine.state.windows import Hit, group_key
+from engine.stubs import Ref
 
 MODES = ("scan", "live")
 REPORT_EVERY = 60.0  # seconds of event time between watermark reports to the store
-KEEP_EXTRA = 3600.0  # a closed window stays this long past the lateness for late folds
 BATCH = 512  # matches decided per store round trip (a shared store pipelines them)
 RELEASE_EVERY = 60.0  # seconds of event time a match may wait past the lateness for its batch
-# Lane groups count their waiting matches at most this often (seconds of event time): each
-# count costs a sort and a few list operations per group whatever its size, so counting
-# less often costs less; it decides nothing differently (see _take). Measured on the bench
-# stream: 60 s -> 300 s, +7% events/s for the scan, +1 MB peak RSS.
-SETTLE_EVERY = 300.0
 _NOTHING: list[Alert] = []  # returned, never mutated: most calls have nothing to emit
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What the decider needs to know about one rule, resolved once."""
-
-    rule: Rule
-    policy: Policy
-    summarise: Callable[[Record], str]
-    novelty: Compiled | None = None  # the first_seen value expression
-    distinct: Compiled | None = None  # threshold.distinct
-    chain: Chain | None = None  # a sequence or absence rule (engine.correlation)
 
 
 class Decider:
@@ -93,33 +70,20 @@ class Decider:
         self._reported = float("-inf")
         self._released = float("-inf")
         self._left = 0  # matches the last release left waiting (not yet the lateness old)
-        self._buffer: list[tuple[float, str, str, int, Match]] = []
+        self._buffer: list[Queued] = []
         self._closing: list[tuple[float, str, str]] = []  # (end, alert_id, key)
-        # The threshold lane: its rules; per group, the matches waiting (as in _buffer) and
-        # the pending matches counted so far (as the store holds them); when each group is
-        # next due; and the groups the general path has taken over.
-        self._lane_rules = frozenset(
-            rule_id for rule_id, plan in plans.items()
-            if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None
-            and plan.distinct is None)
-        self._waiting: dict[str, list[Held]] = {}
-        self._lane: dict[str, list[Counted]] = {}  # what the store's pending list would hold
-        self._lane_of: dict[str, tuple[Rule, str | None, Policy]] = {}
-        self._copies: dict[str, dict[int, list[Counted]]] = {}  # per group: per counted seq
-        self._lane_calls: set[str] = set()  # groups whose waiting matches may have copies
-        self._lane_due: list[tuple[float, str]] = []  # (when, group); stale ones skipped
-        self._due_at: dict[str, float] = {}  # each lane group's oldest waiting eventTime
-        self._lane_settled = float("-inf")  # the clock lane groups were last counted up to
+        self._seq = itertools.count()
+        self.lane = ThresholdLane(
+            {rule_id: plan.policy for rule_id, plan in plans.items()
+             if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None
+             and plan.distinct is None}, store, self._buffer, self._seq)
         # Lane matches hold their record, or a way back to it (engine.stubs); a group handed
         # to the general path takes stubs into the buffer, and this makes them whole for
         # _decide.
         self.resolve: Callable[[Match], Match] | None = None
-        self._general: set[str] = set()
-        self._lane_purged = float("-inf")
         self._tracked: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], None] = {}
         self._learn: dict[str, float] = {}
-        self._seq = itertools.count()
         self._epoch_of: tuple[Record | None, float | None] = (None, None)
         self.deadlines = correlation.Deadlines(plans, store, self.live)
         self._wall_clock = float("-inf")  # live: the wall clock minus the lateness (tick)
@@ -142,18 +106,26 @@ class Decider:
         if clock - self._reported >= REPORT_EVERY:
             self._reported = clock
             self.store.advance(min(clock, self._oldest_waiting()))
-            if self.store.purged_at > self._lane_purged:
-                self._purge_lane(self.store.purged_at)
+            self.lane.purge(self.store.purged_at)
         return due
 
     def _oldest_waiting(self) -> float:
-        oldest = self._buffer[0][0] if self._buffer else math.inf
-        return min(oldest, self._lane_due[0][0]) if self._lane_due else oldest
+        return min(self._buffer[0][0] if self._buffer else math.inf, self.lane.oldest())
 
     @property
     def lane_rules(self) -> frozenset[str]:
         """The ids of the rules whose matches go to the threshold lane (see the module's doc)."""
-        return self._lane_rules
+        return self.lane.rules
+
+    # tests/test_decide_lane.py looks into the lane's groups by these, as they were named
+    # when the lane was part of the decider.
+    @property
+    def _lane(self) -> dict[str, list[Counted]]:
+        return {key: lane.pending for key, lane in self.lane.groups.items()}
+
+    @property
+    def _copies(self) -> dict[str, dict[int, list[Counted]]]:
+        return {key: lane.copies or {} for key, lane in self.lane.groups.items()}
 
     def offer(self, match: Match, epoch: float | None = None) -> list[Alert]:
         """Take one match (`epoch`: its record's eventTime, if the caller has it); return the
@@ -170,13 +142,13 @@ class Decider:
                 return [*due, _direct_alert(plan.rule, _hit(match, t, plan.summarise))]
         if t < self.watermark - self.allowed_lateness:
             self.late += 1  # decided at once, after what waited in the buffer
-            if rule_id in self._lane_rules:  # its group's waiting matches join that buffer
-                self._to_general(_lane_key(rule_id, match.group_key))  # before the release
+            if rule_id in self.lane.rules:  # its group's waiting matches join that buffer
+                self.lane.hand_over(group_key(rule_id, match.group_key))  # before the release
             due = due + self._release()
             return due + self._decide([(match, t)]) + self._release()
         # Not late: decided, in eventTime order, once the watermark is the lateness past it.
         record = match.record
-        if rule_id in self._lane_rules:
+        if rule_id in self.lane.rules:
             if self.hold(match.rule, match.group_key, t, record.get("eventID"),
                          record.get("sharedEventID"), record.get("recipientAccountId"),
                          record.get("eventTime"),
@@ -184,7 +156,7 @@ class Decider:
                          # on `type(x) is dict` failing, and isinstance would cost per match.
                          record if type(record) is dict else record.back):  # type: ignore[attr-defined]
                 return due
-            self._to_general(_lane_key(rule_id, match.group_key))  # e.g. odd ids: all general
+            self.lane.hand_over(group_key(rule_id, match.group_key))  # e.g. odd ids: general
         call, event_id = _order(record)
         heapq.heappush(self._buffer, (t, call, event_id, next(self._seq), match))
         return due
@@ -194,35 +166,18 @@ class Decider:
         """`offer` for a match of a lane rule, without a Match: the scans call this for
         nearly every record, with its eventID, sharedEventID, recipientAccountId and
         eventTime; `record` is the record, or its way back (engine.stubs) when the caller has
-        one. False when the lane cannot take the match (late, newer than the watermark, a
-        group the general path holds, an eventID that is not a string or a sharedEventID
-        neither a string nor null): offer it.
+        one. False when the lane cannot take the match (late, newer than the watermark, or
+        ThresholdLane.hold's reasons): offer it.
         """
-        if type(event_id) is not str or not (call is None or type(call) is str) or not (
-                self.watermark - self.allowed_lateness <= t <= self.watermark):
-            return False
-        call = call or ""
-        key = f"w\x1f{rule.id}\x1f{group}"  # _lane_key, inlined
-        waiting = self._waiting.get(key)
-        if waiting is None and (
-                key in self._general or (waiting := self._open_lane(key, rule, group)) is None):
-            return False
-        if t < self._due_at.get(key, math.inf):  # the group is due by its oldest
-            self._due_at[key] = t
-            heapq.heappush(self._lane_due, (t, key))
-        waiting.append((t, call, event_id, next(self._seq), account, time, record))
-        if call:
-            self._lane_calls.add(key)
-        return True
+        return self.watermark - self.allowed_lateness <= t <= self.watermark and (
+            self.lane.hold(rule, group, t, event_id, call, account, time, record))
 
     def flush(self) -> list[Alert]:
         """scan: the end of the input closes every window. live: the updates due now."""
         out = []
         if not self.live:
             items = self._take(math.inf)
-            for key in list(self._lane):  # the store holds what the general path would have
-                self._to_general(key)
-            self._general.clear()
+            self.lane.close()  # the store holds what the general path would have
             out.extend(self._decide(items))
             out.extend(self._tick(self.watermark - self.allowed_lateness))
             out.extend(self._close(math.inf))
@@ -289,142 +244,12 @@ class Decider:
         """The waiting matches older than `clock`, in (eventTime, call, eventID) order, for
         `_decide`; lane groups count theirs first (a group handed over adds its own to the
         general buffer, in order)."""
-        due, due_at = self._lane_due, self._due_at
-        # Lane groups count at most once every SETTLE_EVERY of event time, however often the
-        # general buffer fills: counting later changes no decision (a group's matches are
-        # still counted in order), only which release first writes an alert it completes.
-        if clock - self._lane_settled < SETTLE_EVERY and clock != math.inf:
-            due = []
-        else:
-            self._lane_settled = clock
-        while due and due[0][0] < clock:
-            when, key = heapq.heappop(due)
-            if due_at.get(key) == when:
-                del due_at[key]
-                self._settle(key, clock)
+        self.lane.settle(clock)
         buffer, items = self._buffer, []
         while buffer and buffer[0][0] < clock:
             t, _, _, _, match = heapq.heappop(buffer)
             items.append((match, t))
         return items
-
-    def _open_lane(self, key: str, rule: Rule, group: str | None) -> list[Held] | None:
-        """A group's first match in this run: a lane group, unless the store holds it (an
-        earlier run's state, on a persistent store), which the general path continues."""
-        if self.store.get(key) is not None:
-            self._general.add(key)
-            return None
-        self._lane[key] = []
-        self._lane_of[key] = (rule, group, self.plans[rule.id].policy)
-        waiting: list[Held] = []
-        self._waiting[key] = waiting
-        return waiting
-
-    def _settle(self, key: str, clock: float) -> None:
-        """Count, in order, a lane group's waiting matches older than `clock`."""
-        waiting = self._waiting.get(key)
-        if not waiting or key in self._general:
-            return
-        waiting.sort()
-        if waiting[-1][0] < clock:
-            ready, later = waiting, []
-        else:
-            split = bisect_left(waiting, (clock,))  # the first at or after clock
-            ready, later = waiting[:split], waiting[split:]
-        pending = self._lane[key]
-        policy = self._lane_of[key][2]
-        if ready and (key not in self._lane_calls or not any(held[1] for held in ready)) and (
-                self._count_all(pending, ready, policy)):
-            ready = []
-        for n, held in enumerate(ready):
-            if not self._count_in_lane(key, pending, held, policy):
-                self._waiting[key] = ready[n:] + later
-                self._to_general(key)
-                return
-        self._waiting[key] = later
-        if later:
-            self._due_at[key] = later[0][0]
-            heapq.heappush(self._lane_due, (later[0][0], key))
-        elif key in self._lane_calls:
-            self._lane_calls.discard(key)
-        copies = self._copies.get(key)
-        if copies is not None and len(copies) > len(pending):  # forget those pruned with theirs
-            counted = {entry[3] for entry in pending}
-            self._copies[key] = {seq: held for seq, held in copies.items() if seq in counted}
-
-    @staticmethod
-    def _count_all(pending: list[Counted], ready: list[Held], policy: Policy) -> bool:
-        """Count sorted matches at once when nothing but counting can happen: too few for a
-        run, no copies, none before the newest counted. Then what _count_in_lane would leave,
-        one by one, is every match within a window of the newest. False: count one by one."""
-        if len(pending) + len(ready) >= policy.count or (
-                pending and (pending[-1][0], pending[-1][1]) > (ready[0][0], "")):
-            return False
-        pending += [held[:5] for held in ready]  # the record is not needed to count
-        cut = ready[-1][0] - policy.window
-        if pending[0][0] <= cut:
-            del pending[:_after(pending, cut)]
-        return True
-
-    def _count_in_lane(self, key: str, pending: list[Counted], held: Held,
-                       policy: Policy) -> bool:
-        """Count one match in its group's pending list, as windows._count would; False when
-        that would not be a plain count (the general path must decide it)."""
-        t, call = held[0], held[1]
-        if pending and pending[0][0] + policy.window + policy.keep < t:
-            del pending[:_after(pending, t - policy.window - policy.keep)]  # windows._prune
-        if call:
-            for counted in pending:
-                if counted[1] == call:  # a copy of a counted call: list it, count it once
-                    self._copies.setdefault(key, {}).setdefault(counted[3], []).append(held[:5])
-                    return True
-        count = policy.count
-        if (pending and (pending[-1][0], pending[-1][1]) > (t, call)) or (
-                len(pending) >= count - 1 and t - pending[len(pending) + 1 - count][0]
-                < policy.window):
-            return False  # an insertion before the newest, or a run completes
-        pending.append(held[:5])
-        if pending[0][0] <= t - policy.window:
-            del pending[:_after(pending, t - policy.window)]
-        return True
-
-    def _to_general(self, key: str) -> None:
-        """Hand a lane group to the general path: its waiting matches go to the general
-        buffer, its pending ones to the store as windows.grouped would have left them
-        (unless the store would already have purged them)."""
-        self._general.add(key)
-        self._due_at.pop(key, None)
-        self._lane_calls.discard(key)
-        waiting, pending = self._waiting.pop(key, ()), self._lane.pop(key, None)
-        copies = self._copies.pop(key, {})
-        lane_of = self._lane_of.pop(key, None)
-        if lane_of is None:
-            return
-        rule, group, policy = lane_of
-        for held in waiting:
-            heapq.heappush(self._buffer, (*held[:4], Match(rule, _record(held), group)))
-        if not pending:
-            return
-        expires = pending[-1][0] + policy.window + policy.keep
-        if expires < self.store.purged_at:
-            return
-        value = {"p": [_pending_entry(held, copies.get(held[3], ())) for held in pending],
-                 "w": [], "X": expires}
-        self.store.update(key, lambda _: Change(value, expires, None))
-
-    def _purge_lane(self, watermark: float) -> None:
-        """Forget lane groups the store would have purged at `watermark`."""
-        self._lane_purged = watermark
-        gone = []
-        for key, pending in self._lane.items():
-            if self._waiting[key]:
-                continue
-            policy = self._lane_of[key][2]
-            if not pending or pending[-1][0] + policy.window + policy.keep < watermark:
-                gone.append(key)
-        for key in gone:
-            del self._lane[key], self._waiting[key], self._lane_of[key]
-            self._copies.pop(key, None)
 
     def _close(self, clock: float) -> list[Alert]:
         due = []
@@ -475,7 +300,7 @@ class Decider:
             if policy.quiet == 0:
                 op = (f"c\x1f{hit.rule_id}\x1f{hit.call}", win.per_call(hit, policy, self.live))
             else:
-                op = (_lane_key(hit.rule_id, hit.group), win.grouped(hit, policy, self.live))
+                op = (group_key(hit.rule_id, hit.group), win.grouped(hit, policy, self.live))
             slots.append(len(ops))
             ops.append(op)
             rules.append(plan.rule)
@@ -548,50 +373,11 @@ def _whole(match: Match) -> Match:
     return match
 
 
-# A lane match: (eventTime epoch, sharedEventID or "", eventID, arrival seq, recipientAccountId,
-# eventTime, the record or its way back). Sorted as the general buffer is, by the first four.
-Held = tuple[float, str, str, int, Any, Any, Any]
-# A counted lane match: the first five of its Held, all a group's pending entry is made of.
-# Not the record's way back: counted matches stay a threshold window, and a JSON text each
-# (a large JSON-lines input) was 18 MB more peak RSS for bench/memory.py.
-Counted = tuple[float, str, str, int, Any]
-
-
-def _after(entries: list[Any], t: float) -> int:
-    """The index of the first of time-sorted `entries` later than `t` (bisect_right on
-    eventTime, compared in C: a 1-tuple sorts before every longer tuple it starts)."""
-    return bisect_left(entries, (math.nextafter(t, math.inf),))
-
-
-def _record(held: Held) -> Record:
-    """The record a lane match holds, or its stub (made whole by the decider's resolve)."""
-    record = held[6]
-    if type(record) is dict:
-        return record
-    return stub_of((held[2], held[1] or None, held[4], held[5]), record)
-
-
-def _pending_entry(held: Counted, copies: Any) -> list[Any]:
-    """A counted lane match as windows._count leaves it in a group's pending list."""
-    account = held[4]
-    entry = win.pending_entry(held[0], held[1] or None, held[2] or None,
-                              account if isinstance(account, str) else None)
-    for copy in copies:
-        win.append_new(entry[2], copy[2])
-        win.append_new(entry[3], copy[4] if isinstance(copy[4], str) else None)
-    return entry
-
-
 def _order(record: Record) -> tuple[str, str]:
     """Ties in eventTime are decided in one fixed order: by call, then by eventID."""
     call, event_id = record.get("sharedEventID"), record.get("eventID")
     return (call if type(call) is str else "" if call is None else str(call),
             event_id if type(event_id) is str else "" if event_id is None else str(event_id))
-
-
-def _lane_key(rule_id: str, group: str | None) -> str:
-    """A dedup/threshold group's state key (the lane and the general path share it)."""
-    return f"w\x1f{rule_id}\x1f{group}"
 
 
 def _rule_of(key: str) -> str:
@@ -644,43 +430,6 @@ def _alert(rule: Rule, snapshot: dict[str, Any]) -> Alert:
         detected_at=now_iso(), event_ids=snapshot["ids"], account_ids=snapshot["ac"],
         event_count=snapshot["n"], update=snapshot["upd"], steps=snapshot.get("st"),
     )
-
-
-def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) -> Plan:
-    """A rule's plan. `in_order`: its matches reach the store in eventTime order (a scan on a
-    store of its own), so a threshold need not keep matches for late ones to pair with."""
-    rule, threshold = compiled.rule, compiled.rule.threshold
-    policy = Policy(count=threshold.count if threshold else 1,
-                    window=threshold.window if threshold else 0.0,
-                    quiet=rule.dedup or (threshold.window if threshold else 0.0),
-                    keep=allowed_lateness + KEEP_EXTRA,
-                    margin=0.0 if in_order else allowed_lateness,
-                    distinct=compiled.distinct is not None)
-    return Plan(rule, policy, compiled.render_summary, compiled.first_seen,
-                compiled.distinct, _chain(rule, policy))
-
-
-class _ChainTimes(TypedDict):
-    """The Chain fields a sequence rule and an absence rule set alike (seconds)."""
-
-    dedup: float
-    keep: float
-    margin: float
-    lateness: float
-
-
-def _chain(rule: Rule, policy: Policy) -> Chain | None:
-    """What engine.state.sequences needs of a sequence or absence rule."""
-    common: _ChainTimes = {"dedup": rule.dedup or 0.0, "keep": policy.keep, "margin": policy.margin,
-              "lateness": policy.keep - KEEP_EXTRA}
-    if rule.absence is not None:
-        return Chain(within=rule.absence.within, **common)
-    if rule.sequence is None:
-        return None
-    steps = [step for step in rule.sequence.steps if not step.absent]
-    return Chain(within=rule.sequence.within, counts=tuple(step.count for step in steps),
-                 names=tuple(step.name for step in steps), absent=rule.sequence.absent,
-                 **common)
 
 
 def new_decider(evaluator: Evaluator, allowed_lateness: float, store: StateStore | None = None,

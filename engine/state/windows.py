@@ -22,7 +22,7 @@ Three kinds of value:
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,8 +178,7 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     if hit.call is not None:
         for entry in pending:
             if entry[1] == hit.call:  # a copy of a counted call: list it, count it once
-                append_new(entry[2], hit.event_id)
-                append_new(entry[3], hit.account)
+                add_copy(entry, hit.event_id, hit.account)
                 return COUNTED
     if policy.distinct and hit.distinct is None:
         return COUNTED  # only non-null values are counted (SPEC §8)
@@ -192,12 +191,7 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     else:
         at = bisect_right(pending, order(entry), key=order)
         pending.insert(at, entry)
-    # A match can still arrive `margin` behind the newest one and form a run with older ones.
-    cut = bisect_right(pending, pending[-1][0] - policy.window - policy.margin,
-                       key=entry_time)
-    if cut:
-        del pending[:cut]
-        at -= cut
+    at -= cut_to_window(pending, policy)
     if policy.distinct:
         span = _distinct_run(pending, at, policy) if at >= 0 else None
         if span is None:
@@ -209,19 +203,81 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
     return _fire(group, pending[run:run + policy.count], hit, policy, live)
 
 
+def group_key(rule_id: str, group: str | None) -> str:
+    """The state key of a dedup/threshold group's value (`grouped`; engine.lane too)."""
+    return f"w\x1f{rule_id}\x1f{group}"
+
+
+# The counting rules below are shared with the decider's threshold lane (engine.lane), which
+# counts in process what `_count` would count, on its own entries: tuples that start as a
+# pending entry does, (eventTime, sharedEventID or "", ...). Each takes either kind.
+
 def pending_entry(t: float, call: str | None, event_id: str | None,
                   account: str | None) -> list[Any]:
-    """A counted match as a group's pending list holds it (the decider's threshold lane
-    builds the same lists in process)."""
+    """A counted match as a group's pending list holds it (the lane hands its counted
+    matches to the store as these)."""
     return [t, call, [event_id] if event_id else [], [account] if account else []]
 
 
-def order(entry: list[Any]) -> tuple[float, str]:
+def add_copy(entry: list[Any], event_id: str | None, account: str | None) -> None:
+    """A copy of a counted call is listed in its entry, and not counted again."""
+    append_new(entry[2], event_id)
+    append_new(entry[3], account)
+
+
+def order(entry: Sequence[Any]) -> tuple[float, str]:
     """Pending matches are kept sorted by (eventTime, sharedEventID)."""
     return (entry[0], entry[1] or "")
 
 
-def entry_time(entry: list[Any]) -> float:
+def cut_to_window(pending: list[Any], policy: Policy) -> int:
+    """Forget the pending matches too old to be in a run with the newest: a match can still
+    arrive `margin` behind the newest one and form a run with older ones, none older than
+    that less `window`. Returns how many were forgotten."""
+    oldest = pending[-1][0] - policy.window - policy.margin
+    if pending[0][0] > oldest:
+        return 0  # the usual case once a group is counting: nothing is that old
+    cut = bisect_right(pending, oldest, key=entry_time)
+    del pending[:cut]
+    return cut
+
+
+def completes_run(pending: Sequence[Sequence[Any]], t: float, policy: Policy) -> bool:
+    """Whether a match at `t`, counted after every pending one, completes a run with the
+    `count - 1` newest: the lane asks before it counts, and hands such a match over."""
+    first = len(pending) + 1 - policy.count
+    return first >= 0 and in_window(pending[first][0], t, policy)
+
+
+def in_window(first: float, last: float, policy: Policy) -> bool:
+    """Matches from `first` to `last` (eventTime) fall within one threshold window."""
+    return last - first < policy.window
+
+
+def forget_stale(pending: list[Any], policy: Policy, now: float) -> None:
+    """Forget the pending matches that can matter neither to a match at `now` nor to any
+    later one, a late one `keep` behind included."""
+    if pending and pending[0][0] + policy.window + policy.keep < now:
+        del pending[:bisect_right(pending, now - policy.window - policy.keep,
+                                  key=entry_time)]
+
+
+def expiry(window_ends: list[float], pending: Sequence[Sequence[Any]], policy: Policy) -> float:
+    """When a group's value expires: `keep` after its last window ends, or after the
+    window of its newest pending match (the lane forgets a group as the store would)."""
+    ends = [*window_ends, pending[-1][0] + policy.window] if pending else window_ends
+    return float(max(ends)) + policy.keep
+
+
+def counted_only(pending: list[list[Any]], policy: Policy) -> Update:
+    """Set a group that has counted `pending` and opened no window (the lane hands its
+    groups over so, as `grouped` would have left them)."""
+    expires = expiry([], pending, policy)
+    value = {"p": pending, "w": [], "X": expires}
+    return lambda _: Change(value, expires, None)
+
+
+def entry_time(entry: Sequence[Any]) -> float:
     # A pending_entry is a mixed list ([eventTime, call, event ids, accounts]), so its items
     # are Any; a typed local would make this bisect key ~5 ns slower per call.
     return entry[0]  # type: ignore[no-any-return]
@@ -239,7 +295,7 @@ def _run_through(pending: list[list[Any]], at: int, policy: Policy) -> int | Non
     """
     count = policy.count
     for i in range(max(0, at - count + 1), min(at, len(pending) - count) + 1):
-        if pending[i + count - 1][0] - pending[i][0] < policy.window:
+        if in_window(pending[i][0], pending[i + count - 1][0], policy):
             return i
     return None
 
@@ -288,17 +344,11 @@ def _prune(group: dict[str, Any], policy: Policy, now: float) -> None:
     windows = group["w"]
     if windows and min(w["e"] for w in windows) + policy.keep < now:
         group["w"] = [w for w in windows if w["e"] + policy.keep >= now]
-    pending = group["p"]
-    if pending and pending[0][0] + policy.window + policy.keep < now:
-        del pending[:bisect_right(pending, now - policy.window - policy.keep,
-                                  key=entry_time)]
+    forget_stale(group["p"], policy, now)
 
 
 def _expiry(group: dict[str, Any], policy: Policy) -> float:
-    ends = [w["e"] for w in group["w"]]
-    if group["p"]:
-        ends.append(group["p"][-1][0] + policy.window)
-    return float(max(ends)) + policy.keep
+    return expiry([w["e"] for w in group["w"]], group["p"], policy)
 
 
 def claim(alert_id: str) -> Update:
