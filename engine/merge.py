@@ -15,11 +15,11 @@ S - span are released. Files whose records are all decided are closed, so what i
 (past either, the earliest are decided anyway, and may then be late).
 
 Its items (MergeItems, not engine.decode's Item) are engine.parallel's FileResult.records
-tuples: (eventID or record, eventTime, watermark before it, ...). The merge rewrites the
-watermark before each item as the merged stream's, and a threshold-lane item's way back to
-its record as (path, position), since a batch now mixes files. A file's last watermark
-(what its records without an eventID reached) goes through the merge as a watermark-only
-item, (None, epoch, ...), which the decider's claim ignores.
+tuples: (eventID or record, eventTime, watermark before it in its file, ...). They are handed
+on as they are, each with the merged stream's watermark before it beside it (a float in a
+list: rebuilding each tuple with it cost more than the heap). A file's last watermark (what
+its records without an eventID reached) goes through the merge as a watermark-only item,
+(None, epoch, ...), which the decider's claim ignores.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from engine.walk import name_stamp
@@ -40,23 +40,26 @@ SPAN = 15 * 60.0
 MAX_OPEN = 256  # files open at once: past this, the earliest record is decided anyway
 MAX_HELD = 100_000  # items held at once (a file stamped days after a record): the same
 BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
-LANE_ITEM = 9  # the length of a threshold-lane item, whose last field is its way back
 MergeItems = list[tuple[Any, ...]]  # FileResult.records tuples, not engine.decode.Item
 MergeHits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
-Decide = Callable[[MergeItems, MergeHits], None]
+# The decider's side: a batch of items, the merged stream's watermark before each (the
+# newest eventTime released before it), and their suppressed matches.
+Decide = Callable[[MergeItems, list[float], MergeHits], None]
 
 
 class Merge:
     """Feed it each result's items in file order (`add`), then `close`; it calls `decide`
-    with batches of items in eventTime order, and the suppressed matches of those items."""
+    with batches of items in eventTime order, the merged stream's watermark before each,
+    and the suppressed matches of those items."""
 
     def __init__(self, decide: Decide) -> None:
         self._decide = decide
-        self._heap: list[tuple[float, int, tuple[Any, ...], Any, Iterator[Any], str]] = []
+        self._heap: list[tuple[float, int, _Run]] = []
         self._ties = itertools.count()
         self._watermark = float("-inf")
         self._span = SPAN
         self._out: MergeItems = []
+        self._befores: list[float] = []
         self._hits: MergeHits = []
         self._held = 0
 
@@ -67,12 +70,10 @@ class Merge:
         can precede."""
         if last_epoch > float("-inf"):
             items = [*items, (None, last_epoch, last_epoch)]  # the file's watermark, at its end
-        run = ((item, hits.get(n) if hits else None) for n, item in enumerate(items))
-        first, hit = next(run, (None, None))
-        if first is None:
+        if not items:
             return
-        key = _key(first)
-        heapq.heappush(self._heap, (key, next(self._ties), first, hit, run, path))
+        key = _key(items[0])
+        heapq.heappush(self._heap, (key, next(self._ties), _Run(items, hits or None)))
         self._held += len(items)
         stamp = name_stamp(os.path.basename(path))
         if stamp is None:  # walked by its earliest eventTime: nothing later comes before it
@@ -93,44 +94,55 @@ class Merge:
 
     def _release(self, upto: float, most: int | None = None) -> None:
         """Hand on, in order, every item whose key is at most `upto` (with `most`: until that
-        many files have closed)."""
-        heap = self._heap
-        closed = 0
+        many files have closed). The scan's hottest merge loop: kept flat on purpose."""
+        heap, out, befores, ties = self._heap, self._out, self._befores, self._ties
+        watermark = self._watermark
+        closed = released = 0
         while heap and heap[0][0] <= upto:
-            key, _, item, hit, run, path = heap[0]
-            if hit:
-                self._hits.append((len(self._out), hit))
-            self._out.append(_rewrite(item, self._watermark, path))
-            self._held -= 1
-            if key > self._watermark:
-                self._watermark = key
-            following, hit = next(run, (None, None))
-            if following is None:
+            key, _, run = heap[0]
+            items, at = run.items, run.at
+            if run.hits is not None and (hit := run.hits.get(at)):
+                self._hits.append((len(out), hit))
+            out.append(items[at])
+            befores.append(watermark)
+            released += 1
+            if key > watermark:
+                watermark = key
+            at += 1
+            if at == len(items):
                 heapq.heappop(heap)
                 closed += 1
                 if most is not None and closed >= most:
-                    return
+                    break
             else:
-                heapq.heapreplace(heap, (_key(following), next(self._ties), following, hit, run,
-                                         path))
-            if len(self._out) >= BATCH:
+                run.at = at
+                following = items[at]
+                heapq.heapreplace(heap, (following[2] if following[1] is None else following[1],
+                                         next(ties), run))
+            if len(out) >= BATCH:
+                self._watermark, self._held = watermark, self._held - released
+                released = 0
                 self._flush()
+                out, befores = self._out, self._befores
+        self._watermark, self._held = watermark, self._held - released
 
     def _flush(self) -> None:
         if self._out:
-            out, hits, self._out, self._hits = self._out, self._hits, [], []
-            self._decide(out, hits)
+            out, befores, hits = self._out, self._befores, self._hits
+            self._out, self._befores, self._hits = [], [], []
+            self._decide(out, befores, hits)
+
+
+class _Run:
+    """One file's (or chunk's) items being merged: the next one to hand on is `items[at]`."""
+
+    __slots__ = ("at", "hits", "items")
+
+    def __init__(self, items: MergeItems, hits: dict[int, Any] | None) -> None:
+        self.items, self.hits, self.at = items, hits, 0
 
 
 def _key(item: tuple[Any, ...]) -> float:
     """An item's place: its eventTime, or (none) the watermark before it in its file."""
     epoch: float | None = item[1]
     return item[2] if epoch is None else epoch
-
-
-def _rewrite(item: tuple[Any, ...], watermark: float, path: str) -> tuple[Any, ...]:
-    """The item with the merged stream's watermark before it (the newest eventTime released
-    before it), and a lane item's way back naming its file."""
-    if len(item) == LANE_ITEM and type(item[8]) is int:
-        return (item[0], item[1], watermark, *item[3:8], (path, item[8]))
-    return (item[0], item[1], watermark, *item[3:])

@@ -103,8 +103,8 @@ class FileResult:
     # - (record, epoch, watermark before it, [(rule index, group)]);
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
-    #   sharedEventID, recipientAccountId, eventTime, way back: its position in the file or
-    #   its JSON text). Flat, so that unpickling it in the parent makes one tuple.
+    #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
+    #   file) or its JSON text). Flat but for the way back; pickle writes the path once.
     records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
@@ -181,7 +181,7 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
                 kept.append((
                     get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
                     get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                    back if type(back) is bytes else back[1]))
+                    back))
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
@@ -254,7 +254,7 @@ def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResu
                     get = item.get
                     append((get("eventID"), epoch, watermark, route_of[id(rule)], group,
                             get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                            position - 1 if placed else bytes(lean.raw(n))))
+                            (path, position - 1) if placed else bytes(lean.raw(n))))
                 else:
                     append((lean.whole(n), epoch, watermark,
                             [(route_of[id(rule)], group) for rule, group in matches]))
@@ -313,9 +313,9 @@ def parallel_scan(
     whole = os.environ.get("TRAILGUARD_WHOLE_RECORDS", "") not in ("", "0")
     _LEAN = LeanReader(fields) if fields is not None and not whole else None
     decider.resolve = Resolver()
-    merge = Merge(lambda items, hits: _decide_file(
+    merge = Merge(lambda items, befores, hits: _decide_file(
         FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,
-        suppressor))
+        suppressor, befores))
     entries = iter(files)
     while window := list(itertools.islice(entries, WINDOW_FILES)):
         _scan_window(window, workers, evaluator, decider, store, emit, stats, on_bytes, merge,
@@ -519,7 +519,11 @@ def _size(path: str) -> int:
 
 def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
                  emit: Callable[[Alert], None], stats: ScanStats,
-                 suppressor: Suppressor | None = None) -> None:
+                 suppressor: Suppressor | None = None, befores: list[float] | None = None
+                 ) -> None:
+    """A result's counts, and its records' matches offered to the decider in order.
+    `befores`: the merged stream's watermark before each record (engine.merge), where a
+    record's own (its file's) would be wrong."""
     rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
     stats.events += result.events
     stats.skipped += result.skipped
@@ -537,10 +541,12 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     # a claim without eventID carries it, and the file's newest closes them: the store sees
     # the eventTimes one process would have claimed.
     claims: list[tuple[str | None, float | None]] = []
-    records, path = result.records, result.path
+    records = result.records
+    if befores is None:
+        befores = [item[2] for item in records]
     newest, claimed = float("-inf"), []
-    for item in records:
-        epoch, before = item[1], item[2]
+    for item, before in zip(records, befores, strict=True):
+        epoch = item[1]
         if before > newest:
             claims.append((None, before))
             newest = before
@@ -560,7 +566,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         suppressor.errors.update(result.suppression_errors)
     if suppressor and -1 in suppressed:  # records without an eventID: never repeats
         suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
-    for n, (item, repeat) in enumerate(zip(records, repeats, strict=True)):
+    for n, (item, repeat, before) in enumerate(zip(records, repeats, befores, strict=True)):
         hits = suppressed.get(n) if suppressed else None
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
@@ -574,7 +580,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             continue
         if hits and suppressor:
             suppressor.count(hits)
-        epoch, before = item[1], item[2]
+        epoch = item[1]
         if before > decider.watermark:  # where a single process would have advanced
             for alert in decider.advance(before):
                 emit_counted(alert, emit, stats)
@@ -585,7 +591,6 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
             continue
         if len(item) == LANE_ITEM:  # see FileResult.records
             event_id, _, _, rule_index, group, call, account, time, back = item
-            back = (path, back) if type(back) is int else back
             if not hold(rules[rule_index], group, epoch, event_id, call, account, time, back):
                 stub = stub_of((event_id, call, account, time), back)
                 for alert in offer(Match(rules[rule_index], stub, group), epoch):

@@ -196,9 +196,11 @@ def test_merge_releases_every_item_once_in_order(files: list[list[int]], held: i
     from engine import merge
 
     out: list[tuple[Any, ...]] = []
+    watermarks: list[float] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(merge, "MAX_HELD", held)
-        merger = merge.Merge(lambda items, hits: out.extend(items))
+        merger = merge.Merge(lambda items, befores, hits: (out.extend(items),
+                                                           watermarks.extend(befores)))
         base = 0
         for n, times in enumerate(files):
             epochs = sorted(base + t for t in times)
@@ -210,7 +212,8 @@ def test_merge_releases_every_item_once_in_order(files: list[list[int]], held: i
     assert sorted(ids) == sorted(f"{n}-{k}" for n, t in enumerate(files) for k in range(len(t)))
     if held > 1_000:
         assert [item[1] for item in out] == sorted(item[1] for item in out)
-        assert all(item[2] <= item[1] for item in out)
+        assert all(before <= item[1] for item, before in zip(out, watermarks, strict=True))
+        assert watermarks == [float("-inf"), *(item[1] for item in out)][:len(out)]
 
 
 def test_walk_reads_a_file_named_alone_without_reading_it_ahead(
