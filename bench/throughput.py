@@ -20,7 +20,8 @@ the median of the R paired runs' ratios. A final "targets" block sets them again
 (d) and (f)), each PASS or SHORT; the ratios by CPU seconds are printed beside those by
 events/s (for (a)..(d), which run on one core, they should agree when the host is quiet).
 
---all adds the older comparisons (several minutes more): (b) a naive loop calling jmespath's
+--all adds the older comparisons (several minutes more: the interpreted 1,000-rule runs take
+about a minute each at the default 150,000 events): (b) a naive loop calling jmespath's
 `expression.search(record)` per rule (one run of --naive-events), (e) compiled vs
 interpreted conditions with the pack and with 1,000 generated rules, and --workers 2 vs 1
 with pack + 200 rules and with its stateless rules only.
@@ -313,6 +314,9 @@ def _default(args: argparse.Namespace) -> dict[str, Result]:
     print("targets (issue 17; ratios by events/s, medians of the paired runs)")
     for name, target, ratio, ok, note in targets:
         print(f"  {name:<34} {target:>8}  {ratio:>6.2f}x  {_verdict(ok):<5}  {note}".rstrip())
+    if args.start_load > 0.5:  # before the bench ran: others' work
+        print(f"  (load average {args.start_load:.2f} before the bench: others' work takes "
+              "part of the core a second worker needs, so (f)/(c) reads low)")
     print(f"  {'peak RSS, largest of (c) (d) (f)':<34} {'< 150 MB':>8}  {peak:>4.0f} MB  "
           f"{_verdict(peak < 150)}")
     reference = "(a')/(a) lean decode, for reference"
@@ -368,6 +372,7 @@ def main() -> None:
         return
     from bench.streamgen import PLACES, generate
 
+    args.start_load = os.getloadavg()[0]
     files = generate(OUT / f"stream-{args.events}", args.events)
     _, fields = _lean_decoder()
     accounts = len({account for account, _ in PLACES})
