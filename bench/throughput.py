@@ -6,10 +6,9 @@ The default run prints, for R runs each (medians; default 5) and both events/s a
 seconds per run:
   (a)  parse only:   read + gunzip (isal, engine.decode) + orjson.loads of each whole file,
                      through engine.decode.decode as the scan path reads them
-  (a') lean decode:  read + gunzip + msgspec decoding each file into {"Records": list[Lean]},
-                     Lean a TypedDict of only the top-level fields the shipped pack reads
-                     (bench/fields.py) and those the engine reads itself: what decoding could
-                     cost, so the overhead the scan still adds is visible
+  (a') lean decode:  the scan's own lean decoding (engine.lean.LeanReader.read: read +
+                     gunzip + msgspec into only the fields the shipped pack and the engine
+                     read): what decoding costs the scan, so the overhead it adds is visible
   (c)  scan, shipped pack, --workers 1
   (d)  scan, pack + 200 generated rules (bench/rulegen.py), --workers 1
   (f)  scan, shipped pack, --workers 2
@@ -49,9 +48,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -84,39 +82,36 @@ def _parse_only(files: list[Path]) -> tuple[int, Mark]:
     return count, begun
 
 
-def _lean_decoder() -> tuple[Callable[[bytes], Any], list[str]]:
-    """A msgspec decoder of log files that builds only the fields the shipped pack and the
-    engine read, and those fields (all of them, when a rule reads the record whole)."""
-    import msgspec
-
-    from bench.fields import ENGINE_FIELDS, pack_fields
+def _lean_reader() -> Any:
+    """The scan's own lean reader (engine.lean) for the shipped pack: what the scan decodes."""
+    from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
+    from engine.lean import LeanReader, fields_read
     from engine.rules import load_rules
 
     functions = TrailguardFunctions()
     rules = load_rules(_rules(0), functions, functions.lists.keys() | set(LISTS)).rules
-    found = pack_fields(rules)
-    if found.whole:  # some expression reads the record whole: every field is needed
-        print("lean decode: the pack reads whole records, so every field is decoded:\n  "
-              + "\n  ".join(found.whole), file=sys.stderr)
-        file_type: Any = TypedDict("File", {"Records": list[dict[str, Any]]})
-        return msgspec.json.Decoder(file_type).decode, ["(all)"]
-    names = sorted(found.fields | set(ENGINE_FIELDS))
-    lean: Any = TypedDict("Lean", dict.fromkeys(names, Any), total=False)
-    # the functional form: a class body could not name the local `lean` (annotations are
-    # strings here, resolved in the module's namespace)
-    file_type = TypedDict("File", {"Records": list[lean]})  # noqa: UP013
-    return msgspec.json.Decoder(file_type).decode, names
+    evaluator = Evaluator(rules, functions)
+    paths = fields_read(c.rule for c in (*evaluator.rules, *evaluator.routes))
+    if paths is None:
+        raise SystemExit("lean decode: the pack reads whole records; the scan decodes whole")
+    return LeanReader(paths)
+
+
+def _shape_text(shape: dict[str, Any]) -> str:
+    """`a, b{c, d}`: the keys decoded, and inside an object the keys decoded of it."""
+    return ", ".join(key if inner is None else f"{key}{{{_shape_text(inner)}}}"
+                     for key, inner in sorted(shape.items()))
 
 
 def _lean(files: list[Path]) -> tuple[int, Mark]:
-    from engine.decode import gunzip
-
-    decode, _ = _lean_decoder()
+    reader = _lean_reader()
     begun = _mark()
     count = 0
     for path in files:
-        count += len(decode(gunzip(path.read_bytes()))["Records"])
+        lean = reader.read(str(path))
+        assert lean is not None, f"{path}: not read lean"
+        count += len(lean.records)
     return count, begun
 
 
@@ -374,12 +369,12 @@ def main() -> None:
 
     args.start_load = os.getloadavg()[0]
     files = generate(OUT / f"stream-{args.events}", args.events)
-    _, fields = _lean_decoder()
+    shape = _lean_reader().shape
     accounts = len({account for account, _ in PLACES})
     print(f"{args.events:,} events in {len(files)} files ({accounts} accounts x "
           f"{len(PLACES) // accounts} regions, scanned as a directory), medians of "
           f"{args.runs} runs, engine={args.engine}; load average {_load()}")
-    print(f"lean decode fields: {', '.join(fields)}")
+    print(f"lean decode fields: {_shape_text(shape)}")
     started = time.perf_counter()
     done = _default(args)
     if args.all:
