@@ -37,6 +37,7 @@ import orjson
 
 from engine import expressions
 from engine.decode import GZIP_MAGIC, gunzip_at_most
+from engine.eventtime import event_epoch
 from engine.model import Rule
 from engine.rules import SUMMARY_FIELD
 
@@ -117,6 +118,25 @@ class LeanFile:
         self._text = text
         self._raw = raw
         self._raws: list[msgspec.Raw] | None = None
+
+    def time_order(self) -> tuple[list[int], list[float | None]]:
+        """(the records' indexes in eventTime order, each record's eventTime epoch): the
+        order engine.order gives a file read whole (sorted stably; a record without an
+        eventTime sorts at the newest before it), so that the n-th record here is the n-th
+        there, which is how engine.stubs names a record by its place."""
+        epochs: list[float | None] = []
+        keys: list[float] = []
+        newest = -1e18  # engine.order._keyed's
+        for record in self.records:
+            epoch = event_epoch(record)
+            epochs.append(epoch)
+            if epoch is None:
+                keys.append(newest)
+            else:
+                keys.append(epoch)
+                if epoch > newest:
+                    newest = epoch
+        return sorted(range(len(keys)), key=keys.__getitem__), epochs
 
     def raw(self, n: int) -> msgspec.Raw:
         """Record n's JSON text (a view into the file's text)."""

@@ -204,19 +204,7 @@ def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResu
     The whole file is scanned before any result is handed on, so that giving up leaves
     nothing half-counted: a lean file is at most engine.lean.WHOLE_BYTES of text."""
     records = lean.records
-    epochs: list[float | None] = []
-    keys: list[float] = []
-    newest = -1e18  # engine.order._keyed: no eventTime sorts at the newest before it
-    for record in records:
-        epoch = event_epoch(record)
-        epochs.append(epoch)
-        if epoch is None:
-            keys.append(newest)
-        else:
-            keys.append(epoch)
-            if epoch > newest:
-                newest = epoch
-    order = sorted(range(len(records)), key=keys.__getitem__)  # stable: engine.order's sort
+    order, epochs = lean.time_order()
     placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs._rereadable
     # A matched Rule is one of evaluator.routes' own: known by identity, it needs no hash of
     # its fields (a frozen dataclass hashes them all) for its index or lane membership.
@@ -312,7 +300,7 @@ def parallel_scan(
     # decoding out when a scan surprises (docs/performance.md)
     whole = os.environ.get("TRAILGUARD_WHOLE_RECORDS", "") not in ("", "0")
     _LEAN = LeanReader(fields) if fields is not None and not whole else None
-    decider.resolve = Resolver()
+    decider.resolve = Resolver(_LEAN)
     merge = Merge(lambda items, befores, hits: _decide_file(
         FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,
         suppressor, befores))

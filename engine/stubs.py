@@ -21,12 +21,15 @@ whose workers send a stub's values instead of the record.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from engine.inputs import iter_paths
 from engine.model import Match, Record
+
+if TYPE_CHECKING:
+    from engine.lean import LeanFile, LeanReader
 
 STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
 RESOLVE_CACHE = 12  # files whose records are kept for reading stubs back, last used kept
@@ -82,8 +85,9 @@ class Resolver:
     whose event has the four fields only) if it is gone, rather than alert on another
     record."""
 
-    def __init__(self) -> None:
-        self._files: dict[str, list[dict[str, Any]]] = {}
+    def __init__(self, lean: LeanReader | None = None) -> None:
+        self._lean = lean
+        self._files: dict[str, _Records] = {}
         self.files_read = 0  # times a file was read again
         self.missing = 0  # stubs whose record could not be found again
 
@@ -102,15 +106,64 @@ class Resolver:
         if records is None:
             if len(self._files) >= RESOLVE_CACHE:
                 del self._files[next(iter(self._files))]
-            records = [item for item in iter_paths([path]) if type(item) is dict]
+            records = self._read(path)
             self.files_read += 1
         self._files[path] = records
-        event_id = stub.get("eventID")
-        if position < len(records) and records[position].get("eventID") == event_id:
-            return match._replace(record=records[position])
-        found = next((r for r in records if event_id is not None
-                      and r.get("eventID") == event_id), None)
+        found = records.find(position, stub.get("eventID"))
         if found is None:
             self.missing += 1
             return match
         return match._replace(record=found)
+
+    def _read(self, path: str) -> _Records:
+        """The file's records in the order the scan read them: lean (only the records asked
+        for are decoded whole) when the scan read it lean, else every record, whole."""
+        lean = self._lean.read(path) if self._lean is not None else None
+        if lean is not None:
+            return _LeanRecords(lean)
+        return _WholeRecords([item for item in iter_paths([path]) if type(item) is dict])
+
+
+class _Records(Protocol):
+    def find(self, position: int, event_id: Any) -> Record | None:
+        """The record at `position` if its eventID is `event_id`, else the first record
+        with that eventID (the file changed since it was scanned), else None."""
+
+
+class _WholeRecords:
+    __slots__ = ("records",)
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    def find(self, position: int, event_id: Any) -> Record | None:
+        records = self.records
+        if position < len(records) and records[position].get("eventID") == event_id:
+            return records[position]
+        return next((r for r in records if event_id is not None
+                     and r.get("eventID") == event_id), None)
+
+
+class _LeanRecords:
+    __slots__ = ("decoded", "lean", "order")
+
+    def __init__(self, lean: LeanFile) -> None:
+        self.lean = lean
+        self.order = lean.time_order()[0]
+        self.decoded: dict[int, Record] = {}
+
+    def find(self, position: int, event_id: Any) -> Record | None:
+        records, order = self.lean.records, self.order
+        if position < len(order) and records[order[position]].get("eventID") == event_id:
+            return self._whole(order[position])
+        return next((self._whole(n) for n, r in enumerate(records) if event_id is not None
+                     and r.get("eventID") == event_id), None)
+
+    def _whole(self, n: int) -> Record | None:
+        record = self.decoded.get(n)
+        if record is None:
+            try:
+                record = self.decoded[n] = self.lean.whole(n)
+            except orjson.JSONDecodeError:  # the scan read this file the general way
+                return None
+        return record
