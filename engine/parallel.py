@@ -548,7 +548,10 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
     if stats.span is not None:
         note_span(stats.span, (epoch for _, epoch in claims))
     repeats = [seen[n] for n in claimed]
-    hold, offer = decider.hold, decider.offer
+    offer, lane_hold = decider.offer, decider.lane.hold
+    # Decider.hold inlined (its lateness check, then the lane's), and the watermark kept
+    # here between the calls that move it: this loop runs for every record of the scan.
+    watermark, lateness = decider.watermark, decider.allowed_lateness
     suppressed = dict(result.suppressed)
     if suppressor:
         suppressor.errors.update(result.suppression_errors)
@@ -556,38 +559,44 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
         suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
     for n, (item, repeat, before) in enumerate(zip(records, repeats, befores, strict=True)):
         hits = suppressed.get(n) if suppressed else None
+        size = len(item)
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
             if hits:
                 evaluator.matches.subtract(rule_id for rule_id, _ in hits)
-            if len(item) == LANE_ITEM:
+            if size == LANE_ITEM:
                 evaluator.matches[rules[item[3]].id] -= 1
-            elif len(item) == GENERAL_ITEM:
+            elif size == GENERAL_ITEM:
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
         if hits and suppressor:
             suppressor.count(hits)
         epoch = item[1]
-        if before > decider.watermark:  # where a single process would have advanced
+        if before > watermark:  # where a single process would have advanced
             for alert in decider.advance(before):
                 emit_counted(alert, emit, stats)
-        if epoch is not None and epoch > decider.watermark:
+            watermark = decider.watermark
+        if epoch is not None and epoch > watermark:
             for alert in decider.advance(epoch):
                 emit_counted(alert, emit, stats)
-        if len(item) == UNMATCHED_ITEM:
+            watermark = decider.watermark
+        if size == UNMATCHED_ITEM:
             continue
-        if len(item) == LANE_ITEM:  # see FileResult.records
+        if size == LANE_ITEM:  # see FileResult.records
             event_id, _, _, rule_index, group, call, account, time, back = item
-            if not hold(rules[rule_index], group, epoch, event_id, call, account, time, back):
+            if not (watermark - lateness <= epoch <= watermark and lane_hold(
+                    rules[rule_index], group, epoch, event_id, call, account, time, back)):
                 stub = stub_of((event_id, call, account, time), back)
                 for alert in offer(Match(rules[rule_index], stub, group), epoch):
                     emit_counted(alert, emit, stats)
+                watermark = decider.watermark
             continue
         record, _, _, found = item
         for rule_index, group_key in found:
             for alert in offer(Match(rules[rule_index], record, group_key), epoch):
                 emit_counted(alert, emit, stats)
+        watermark = decider.watermark
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
             emit_counted(alert, emit, stats)
