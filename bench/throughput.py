@@ -274,15 +274,14 @@ def _default(args: argparse.Namespace) -> dict[str, Result]:
     workers = Pair("scan", "scan-w2", args)
 
     print(f"{'':<46} {'events/s':>9} {'CPU s':>7} {'peak RSS':>9} {'setup s':>6}")
-    print(_line("(a)  parse only: gunzip + orjson", lean.base))
-    print(_line("(a') lean decode: gunzip + msgspec, pack fields", lean.other))
-    print(f"     (a')/(a) = {lean.ratio():.2f}x  (by CPU {lean.cpu_ratio():.2f}x)")
-    print(_line("(a)  parse only", pack.base))
-    print(_line("(c)  scan, shipped pack, --workers 1", pack.other))
-    print(f"     (c)/(a) = {pack.ratio():.2f}x  (by CPU {pack.cpu_ratio():.2f}x)")
-    print(_line("(a)  parse only", more.base))
-    print(_line("(d)  scan, pack + 200 rules, --workers 1", more.other))
-    print(f"     (d)/(a) = {more.ratio():.2f}x  (by CPU {more.cpu_ratio():.2f}x)")
+    for pair, base, other, ratio in (
+            (lean, "(a)  parse only: gunzip + orjson",
+             "(a') lean decode: gunzip + msgspec, pack fields", "(a')/(a)"),
+            (pack, "(a)  parse only", "(c)  scan, shipped pack, --workers 1", "(c)/(a)"),
+            (more, "(a)  parse only", "(d)  scan, pack + 200 rules, --workers 1", "(d)/(a)")):
+        print(_line(base, pair.base))
+        print(_line(other, pair.other))
+        print(f"     {ratio} = {pair.ratio():.2f}x  (by CPU {pair.cpu_ratio():.2f}x)")
     print(_line("(c)  scan, shipped pack, --workers 1", workers.base))
     print(_line("(f)  scan, shipped pack, --workers 2", workers.other))
     print(f"     (f)/(c) = {workers.ratio():.2f}x  (CPU per event: (f) spends "
