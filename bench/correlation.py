@@ -40,7 +40,7 @@ def measure(mode: str, events: int) -> dict[str, float]:
     from bench.streamgen import generate
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
-    from engine.inputs import iter_paths
+    from engine.inputs.files import iter_paths
     from engine.scan import run_scan, tune_gc
     from engine.startup import prepare, rules_of
 

@@ -52,7 +52,7 @@ def time_sorted_lines(files: list[Path], target: Path) -> Path:
     """The archive's records as one time-sorted JSON-lines file (rewritten when older than
     the archive)."""
     if not target.exists() or target.stat().st_mtime < max(f.stat().st_mtime for f in files):
-        from engine.decode import decode
+        from engine.inputs.decode import decode
 
         records = [r for f in files for r in decode(f.read_bytes(), str(f)) if type(r) is dict]
         records.sort(key=lambda r: r["eventTime"])

@@ -7,8 +7,8 @@ one process. Each stage is timed alone, in this order, the medians of R runs:
 
   read + gunzip         the files' bytes, inflated (isal)
   whole parse           orjson.loads of each inflated file: the parse-only bar's decode
-  lean decode           msgspec into the fields the pack reads (engine.lean)
-  order                 each file's records sorted on eventTime (engine.order's key)
+  lean decode           msgspec into the fields the pack reads (engine.inputs.lean)
+  order                 each file's records sorted on eventTime (engine.inputs.order's key)
   evaluate              Evaluator.matched on every lean record (the compiled buckets)
   scan loop             engine.parallel._scan_lean whole, minus evaluate and order
   decide                the full scan's CPU minus every stage above: merge, dedup,
@@ -47,12 +47,12 @@ def measure(events: int) -> dict[str, float]:
     from bench.streamgen import generate
     from engine import parallel
     from engine.decide import new_decider
-    from engine.decode import gunzip_at_most
     from engine.evaluator import Evaluator
-    from engine.eventtime import event_epoch
     from engine.functions import TrailguardFunctions
-    from engine.inputs import walk
-    from engine.lean import LeanReader, fields_read
+    from engine.inputs.decode import gunzip_at_most
+    from engine.inputs.eventtime import event_epoch
+    from engine.inputs.files import walk
+    from engine.inputs.lean import LeanReader, fields_read
     from engine.pack import shipped_rules
     from engine.rules import load_rules
     from engine.scan import tune_gc

@@ -39,7 +39,7 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
-    from engine.inputs import iter_paths
+    from engine.inputs.files import iter_paths
     from engine.pack import shipped_rules
     from engine.rules import load_rules
     from engine.scan import run_scan, tune_gc

@@ -4,9 +4,9 @@
 
 The default run prints, for R runs each (medians; default 5) and both events/s and CPU
 seconds per run:
-  (a)  parse only:   read + gunzip (isal, engine.decode) + orjson.loads of each whole file,
-                     through engine.decode.decode as the scan path reads them
-  (a') lean decode:  the scan's own lean decoding (engine.lean.LeanReader.read: read +
+  (a)  parse only:   read + gunzip (isal, engine.inputs.decode) + orjson.loads of each whole file,
+                     through engine.inputs.decode.decode as the scan path reads them
+  (a') lean decode:  the scan's own lean decoding (engine.inputs.lean.LeanReader.read: read +
                      gunzip + msgspec into only the fields the shipped pack and the engine
                      read): what decoding costs the scan, so the overhead it adds is visible
   (c)  scan, shipped pack, --workers 1
@@ -72,7 +72,7 @@ def _mark() -> Mark:
 
 
 def _parse_only(files: list[Path]) -> tuple[int, Mark]:
-    from engine.decode import decode
+    from engine.inputs.decode import decode
 
     begun = _mark()
     count = 0
@@ -83,10 +83,11 @@ def _parse_only(files: list[Path]) -> tuple[int, Mark]:
 
 
 def _lean_reader() -> Any:
-    """The scan's own lean reader (engine.lean) for the shipped pack: what the scan decodes."""
+    """The scan's own lean reader (engine.inputs.lean) for the shipped pack: what the scan
+    decodes."""
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
-    from engine.lean import LeanReader, fields_read
+    from engine.inputs.lean import LeanReader, fields_read
     from engine.rules import load_rules
 
     functions = TrailguardFunctions()
@@ -128,8 +129,8 @@ def _rules(extra: int) -> list[str]:
 def _naive(files: list[Path], extra: int, limit: int) -> tuple[int, Mark]:
     import jmespath
 
-    from engine.decode import decode
     from engine.functions import TrailguardFunctions
+    from engine.inputs.decode import decode
     from engine.rules import load_rules
 
     functions = TrailguardFunctions()
@@ -154,7 +155,7 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
-    from engine.inputs import walk
+    from engine.inputs.files import walk
     from engine.parallel import parallel_scan
     from engine.rules import load_rules
     from engine.state import open_store
@@ -168,7 +169,7 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
     decider = new_decider(evaluator, 900.0, store)
     begun = _mark()  # rules loaded and compiled: a fixed cost, reported apart
     # as `trailguard scan archive/` does, whatever the number of workers: the archive's
-    # directory walked in eventTime order (engine.walk), across its accounts and regions
+    # directory walked in eventTime order (engine.inputs.walk), across its accounts and regions
     stats = parallel_scan(walk([str(files[0].parents[6])]), workers, evaluator, decider,
                           store, lambda alert: None)
     return stats.events, begun

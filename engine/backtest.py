@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from engine.evaluator import Evaluator
-from engine.eventtime import iso
+from engine.inputs.eventtime import iso
 from engine.model import Alert
 from engine.scan import ScanStats
 from engine.suppressor import Suppressor

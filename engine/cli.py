@@ -120,7 +120,7 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 def _scan(args: argparse.Namespace) -> int:
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
-    from engine.inputs import STDIN, Refs, iter_paths, walk
+    from engine.inputs.files import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
     from engine.report import Progress, summary
     from engine.scan import ScanStats, run_scan, tune_gc
@@ -252,7 +252,7 @@ def _scan_paths(paths: list[str], sources: Sequence[object]) -> list[str]:
 
 
 def _total_bytes(paths: list[str]) -> int:
-    from engine.walk import total_bytes
+    from engine.inputs.walk import total_bytes
 
     return total_bytes(paths)
 
@@ -307,7 +307,7 @@ def _test(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from engine.explain import explain_rule
-    from engine.inputs import iter_paths
+    from engine.inputs.files import iter_paths
     from engine.startup import prepare, rules_of
 
     setup = prepare(args.config, args.rules)

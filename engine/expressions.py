@@ -255,7 +255,7 @@ def read_paths(tree: Node) -> frozenset[tuple[str, ...]] | None:
     userIdentity); None when it may read the whole record (`@`, `*`, `[0]` at the root, or a
     node this does not know).
 
-    The scan decodes only these paths of each record (engine.lean), so this must never
+    The scan decodes only these paths of each record (engine.inputs.lean), so this must never
     leave one out: anything it cannot place reads the value whole, or answers None, which
     costs speed, not correctness. An expression reference (`&x` in sort_by) runs on an
     argument's elements, never on the root."""

@@ -1,20 +1,20 @@
 """Record-level merge of consecutive files' results before they are decided (SPEC §7).
 
-engine.walk hands files out in order of their time key and engine.order sorts each file's
-records, but files of different accounts and regions cover overlapping spans (a CloudTrail
-file, 5 minutes; an hourly export, an hour): decided one file after the other, a file's early
-records would trail the previous file's newest by up to its span, and past allowed_lateness
-they are late. The deciding parent of `scan` (engine.parallel) therefore merges the records
-of the files it receives, in order, as a k-way merge: a record is decided once no file still
-to come can hold an earlier one. Files come in order of their key (engine.walk): a file
-without a stamp is keyed by its earliest record, so nothing after it is earlier; a file named
-by its delivery minute S was written after its records, which began at most `span` before S
-(the longest any file so far began before its stamp, at least SPAN), so records up to
-S - span are released. Files whose records are all decided are closed, so what is held is
-`span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD items
-(past either, the earliest are decided anyway, and may then be late).
+engine.inputs.walk hands files out in order of their time key and engine.inputs.order sorts
+each file's records, but files of different accounts and regions cover overlapping spans (a
+CloudTrail file, 5 minutes; an hourly export, an hour): decided one file after the other, a
+file's early records would trail the previous file's newest by up to its span, and past
+allowed_lateness they are late. The deciding parent of `scan` (engine.parallel) therefore
+merges the records of the files it receives, in order, as a k-way merge: a record is decided
+once no file still to come can hold an earlier one. Files come in order of their key
+(engine.inputs.walk): a file without a stamp is keyed by its earliest record, so nothing after
+it is earlier; a file named by its delivery minute S was written after its records, which began
+at most `span` before S (the longest any file so far began before its stamp, at least SPAN), so
+records up to S - span are released. Files whose records are all decided are closed, so what is
+held is `span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD
+items (past either, the earliest are decided anyway, and may then be late).
 
-Its items (MergeItems, not engine.decode's Item) are engine.parallel's FileResult.records
+Its items (MergeItems, not engine.inputs.decode's Item) are engine.parallel's FileResult.records
 tuples: (eventID or record, eventTime, watermark before it in its file, ...). They are handed
 on as they are, each with the merged stream's watermark before it beside it (a float in a
 list: rebuilding each tuple with it cost more than the heap). A file's last watermark (what
@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from engine.walk import name_stamp
+from engine.inputs.walk import name_stamp
 
 __all__ = ["MAX_OPEN", "Merge"]
 
@@ -40,7 +40,7 @@ SPAN = 15 * 60.0
 MAX_OPEN = 256  # files open at once: past this, the earliest record is decided anyway
 MAX_HELD = 100_000  # items held at once (a file stamped days after a record): the same
 BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
-MergeItems = list[tuple[Any, ...]]  # FileResult.records tuples, not engine.decode.Item
+MergeItems = list[tuple[Any, ...]]  # FileResult.records tuples, not engine.inputs.decode.Item
 MergeHits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
 # The decider's side: a batch of items, the merged stream's watermark before each (the
 # newest eventTime released before it), and their suppressed matches.

@@ -4,8 +4,8 @@ Choice: merge, not partition. The parent forks N - 1 workers (so they share the 
 rules); each process, the parent too, takes the next file nobody has taken, reads it and
 evaluates every condition, keeping the records that matched, each with its matches and the
 watermark its file had reached (and of the others, only their eventIDs). The parent decides
-the files' results in the same order a single process reads the files (engine.walk's
-eventTime order; each file's records sorted by engine.order in whichever process reads it):
+the files' results in the same order a single process reads the files (engine.inputs.walk's
+eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it):
 it drops repeated eventIDs and offers the matches to the one decider, advancing the
 watermark exactly where a single process would have. The decider therefore sees the same
 matches in the same order against the same watermark, and the alerts are identical to one
@@ -23,7 +23,7 @@ takes (Decider.hold), in one flat tuple - the few fields it counts with, and whe
 is in its file - and the parent reads the whole record back from the file only if the general
 path needs it (a run completes, a match is late): rarely.
 
-The files come from engine.walk lazily; they are taken WINDOW_FILES at a time, the workers
+The files come from engine.inputs.walk lazily; they are taken WINDOW_FILES at a time, the workers
 forked for each window, so an archive of millions of files is never a list in memory.
 
 Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
@@ -54,11 +54,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from engine.decide import Decider
-from engine.decode import Malformed
 from engine.evaluator import Evaluator
-from engine.eventtime import event_epoch
-from engine.inputs import REREAD_BYTES, ByteCounter, Entry, Refs, read_file
-from engine.lean import LeanFile, LeanReader, fields_read
+from engine.inputs.decode import Malformed
+from engine.inputs.eventtime import event_epoch
+from engine.inputs.files import REREAD_BYTES, ByteCounter, Entry, Refs, read_file
+from engine.inputs.lean import LeanFile, LeanReader, fields_read
 from engine.merge import Merge
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
@@ -80,8 +80,8 @@ CHUNK_RECORDS = 2_000
 # The parent scans a file ahead of its turn only up to this size on disk: it keeps all of it.
 AHEAD_BYTES = 1 << 20
 # Files planned, and workers forked, at a time: the paths of one window are held, never the
-# archive's (engine.walk yields them lazily). A fork costs a few milliseconds; 4,096 CloudTrail
-# log files take tens of seconds to scan.
+# archive's (engine.inputs.walk yields them lazily). A fork costs a few milliseconds; 4,096
+# CloudTrail log files take tens of seconds to scan.
 WINDOW_FILES = 4096
 # The lengths of FileResult.records' three kinds of item.
 UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
@@ -89,7 +89,7 @@ UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
 _EVALUATOR: Evaluator | None = None  # set in the parent before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
 _SUPPRESSOR: Suppressor | None = None  # set in the parent before forking, like _EVALUATOR
-_LEAN: LeanReader | None = None  # the same: decodes log files lean (engine.lean), if it can
+_LEAN: LeanReader | None = None  # the same: decodes log files lean (engine.inputs.lean), if it can
 
 
 @dataclass
@@ -197,15 +197,15 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
 
 
 def _scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResult] | None:
-    """A file decoded lean (engine.lean) into the same FileResults as _scan_records makes of
+    """A file decoded lean (engine.inputs.lean) into the same FileResults as _scan_records makes of
     it read whole; None if a matched record cannot be decoded whole after all (orjson is
     stricter than msgspec on nesting), for the caller to read the file the general way.
 
     The whole file is scanned before any result is handed on, so that giving up leaves
-    nothing half-counted: a lean file is at most engine.lean.WHOLE_BYTES of text."""
+    nothing half-counted: a lean file is at most engine.inputs.lean.WHOLE_BYTES of text."""
     records = lean.records
     order, epochs = lean.time_order()
-    placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs._rereadable
+    placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs.files._rereadable
     # A matched Rule is one of evaluator.routes' own: known by identity, it needs no hash of
     # its fields (a frozen dataclass hashes them all) for its index or lane membership.
     route_of = {id(c.rule): n for n, c in enumerate(evaluator.routes)}
@@ -280,7 +280,7 @@ def parallel_scan(
     store: StateStore, emit: Callable[[Alert], None], stats: ScanStats | None = None,
     on_bytes: ByteCounter | None = None, suppressor: Suppressor | None = None,
 ) -> ScanStats:
-    """Scan `files` (engine.walk: paths in time order, and what could not be read on the
+    """Scan `files` (engine.inputs.walk: paths in time order, and what could not be read on the
     way) on `workers` processes, this one included; alerts as a single process would emit
     them. The files are taken WINDOW_FILES at a time, the workers forked anew for each
     window, so that an archive of millions of files is never held as a list.

@@ -18,10 +18,10 @@ from itertools import islice
 from typing import Any
 
 from engine.decide import Decider
-from engine.decode import Item, Malformed, ObjectRef
 from engine.evaluator import Evaluator
-from engine.eventtime import event_epoch
-from engine.inputs import Refs
+from engine.inputs.decode import Item, Malformed, ObjectRef
+from engine.inputs.eventtime import event_epoch
+from engine.inputs.files import Refs
 from engine.model import Alert, Match
 from engine.skips import Skips
 from engine.state import StateStore

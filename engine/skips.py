@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.decode import ObjectRef, Skipped
+from engine.inputs.decode import ObjectRef, Skipped
 
 MAX_REASONS = 20
 NOT_FETCHED = ("notification naming an S3 object, which scan does not fetch (use the "

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from engine.inputs import iter_paths
+from engine.inputs.files import iter_paths
 from engine.model import Match, Record
 
 if TYPE_CHECKING:
-    from engine.lean import LeanFile, LeanReader
+    from engine.inputs.lean import LeanFile, LeanReader
 
 STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
 RESOLVE_CACHE = 12  # files whose records are kept for reading stubs back, last used kept

@@ -151,7 +151,7 @@ def test_decode_gzip_payload_inflating_past_the_cap_is_one_malformed() -> None:
     would be 70 MB of text is one Malformed saying so, without holding the 70 MB."""
     import gzip
 
-    from engine.decode import MAX_INFLATED, Malformed, decode
+    from engine.inputs.decode import MAX_INFLATED, Malformed, decode
 
     bomb = gzip.compress(b" " * (MAX_INFLATED + 1), 9)
     assert len(bomb) < 100_000
@@ -248,7 +248,7 @@ def test_scan_record_too_large_to_parse_is_skipped_and_the_next_is_read(
     """In a `{"Records": [...]}` too large to read whole, an element over MAX_ELEMENT (here
     20 MB, with brackets, quotes and escapes in its strings) is one Malformed naming its
     place, and the record after it is still evaluated (it was lost before)."""
-    from engine.largedoc import MAX_ELEMENT
+    from engine.inputs.largedoc import MAX_ELEMENT
 
     huge = record(eventName="GetAuthorizationToken",
                   requestParameters={"blob": '[{"\\' * (MAX_ELEMENT // 5) + "x",
@@ -295,7 +295,7 @@ def _embedded(value: Any) -> Any:
 
 
 def _assert_items(items: list[Any]) -> None:
-    from engine.decode import Malformed, ObjectRef, Skipped
+    from engine.inputs.decode import Malformed, ObjectRef, Skipped
 
     for item in items:
         assert type(item) in (dict, Malformed, Skipped, ObjectRef), item
@@ -314,7 +314,7 @@ def test_fuzz_decode_any_bytes_gives_items_never_an_exception(data: bytes) -> No
     """Any bytes, gzipped or not, decode to items; no exception escapes."""
     import gzip
 
-    from engine.decode import decode
+    from engine.inputs.decode import decode
 
     _assert_items(list(decode(data, "fuzz")))
     _assert_items(list(decode(gzip.compress(data), "fuzz")))
@@ -327,9 +327,9 @@ def test_fuzz_decode_any_json_value_gives_items_never_an_exception(value: Any) -
     counted items, read whole, as JSON lines, or an element at a time (largedoc)."""
     import io
 
-    from engine import largedoc
-    from engine.decode import decode
-    from engine.inputs import iter_object
+    from engine.inputs import largedoc
+    from engine.inputs.decode import decode
+    from engine.inputs.files import iter_object
 
     text = json.dumps(_embedded(value)).encode()
     _assert_items(list(decode(text, "fuzz")))

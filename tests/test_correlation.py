@@ -251,7 +251,7 @@ def test_s43_absence_gaps_fold_by_dedup() -> None:
 def test_s40_absence_in_live_mode_fires_on_the_wall_clock_only_past_the_lateness() -> None:
     """The daemon's tick: nothing before the last match + within + lateness on the wall
     clock, one alert after it, none at the next tick."""
-    from engine.eventtime import event_epoch
+    from engine.inputs.eventtime import event_epoch
     from tests.support.state import decider_for, feed
 
     engine, decider = decider_for([silence_rule("30m")], mode="live")

@@ -18,7 +18,7 @@ import pytest
 from engine.decide import new_decider
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
-from engine.inputs import iter_paths
+from engine.inputs.files import iter_paths
 from engine.model import Rule
 from engine.scan import run_scan
 from engine.startup import prepare, rules_of

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import inputs
 from engine.decide import new_decider
-from engine.inputs import Refs, iter_paths
+from engine.inputs import files as inputs
+from engine.inputs.files import Refs, iter_paths
 from engine.model import Alert, Rule
 from engine.scan import ScanStats, run_scan, scan_items
 from engine.state import open_store
@@ -132,8 +132,8 @@ def test_lane_stubs_read_back_give_the_same_alerts(
         # LANE_ONLY: every match is held as a stub; reread=0: each stub holds its text
         root = Path(tmp_path_factory.mktemp("stubs"))
         alerts, resolver = _scan_files(records, root, rules, reread)
-        # the files are read in eventTime order (engine.walk, engine.order): compare with
-        # whole records in that order
+        # the files are read in eventTime order (engine.inputs.walk, engine.inputs.order): compare
+        # with whole records in that order
         read = [item for item in iter_paths([str(root)]) if type(item) is dict]
         assert sorted(r["eventID"] for r in read) == sorted(r["eventID"] for r in records)
         assert _views(alerts) == _views(_scan(read, lane=False, rules=rules))

@@ -65,7 +65,7 @@ def test_scan_alerts_independent_of_arrival_order_within_lateness(
 
 
 def _seconds(record: dict[str, Any]) -> float:
-    from engine.eventtime import event_epoch
+    from engine.inputs.eventtime import event_epoch
 
     epoch = event_epoch(record)
     assert epoch is not None

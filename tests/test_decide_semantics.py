@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
-from engine.eventtime import event_epoch, iso
+from engine.inputs.eventtime import event_epoch, iso
 from engine.model import alert_id_for
 from engine.scan import ScanStats, run_scan
 from engine.state import open_store

@@ -1,4 +1,5 @@
-"""engine.decode: every payload shape of SPEC §3, its failures, and properties over all of them."""
+"""engine.inputs.decode: every payload shape of SPEC §3, its failures, and properties over all
+of them."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import engine.decode as decode_module
-from engine.decode import (
+import engine.inputs.decode as decode_module
+from engine.inputs.decode import (
     MAX_DEPTH,
     Malformed,
     ObjectRef,
@@ -131,7 +132,7 @@ def test_decode_imports_and_works_without_isal() -> None:
     """Without isal installed, the module falls back to the standard library's gzip."""
     script = (
         "import sys; sys.modules['isal'] = None\n"
-        "import gzip, engine.decode as d\n"
+        "import gzip, engine.inputs.decode as d\n"
         "assert d.gzip_impl is gzip, d.gzip_impl\n"
         "print(list(d.decode(gzip.compress(b'{\"eventName\": \"X\"}'), 'o')))\n"
     )

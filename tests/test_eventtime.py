@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from freezegun import freeze_time
 
-from engine.eventtime import event_epoch, iso, now_iso
+from engine.inputs.eventtime import event_epoch, iso, now_iso
 
 
 def test_iso_writes_cloudtrails_form() -> None:

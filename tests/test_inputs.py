@@ -1,4 +1,4 @@
-"""engine.inputs: real files, directories and stdin, decoded with flat memory."""
+"""engine.inputs.files: real files, directories and stdin, decoded with flat memory."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-import engine.decode as decode_module
-from engine.decode import Malformed, ObjectRef, Skipped, decode
-from engine.inputs import STDIN_ORIGIN, iter_paths, iter_stream
+import engine.inputs.decode as decode_module
+from engine.inputs.decode import Malformed, ObjectRef, Skipped, decode
+from engine.inputs.files import STDIN_ORIGIN, iter_paths, iter_stream
 from tests.support.shared import REALDATA
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -221,7 +221,8 @@ def test_iter_paths_explicit_pipe(tmp_path: Path) -> None:
 def test_iter_paths_stdin_subprocess() -> None:
     """`-` reads stdin as bytes, gzip included, with origins <stdin>:LINE."""
     script = (
-        "import sys; from engine.inputs import iter_paths; from engine.decode import Malformed\n"
+        "import sys; from engine.inputs.files import iter_paths\n"
+        "from engine.inputs.decode import Malformed\n"
         "for i in iter_paths(['-']):\n"
         "    print(i['eventID'] if isinstance(i, dict) else f'{i.origin} {i.reason}')\n"
     )
@@ -333,7 +334,7 @@ def test_fixtures_match_their_generator() -> None:
 CHILD = """
 import gzip, json, sys
 import orjson
-from engine.inputs import iter_paths
+from engine.inputs.files import iter_paths
 
 def peak_kib():
     with open("/proc/self/status") as status:
@@ -396,7 +397,7 @@ def test_small_files_read_in_one_go_give_what_streaming_them_gives(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Every fixture (envelopes, garbage, truncated gzip...) and example: the same items
     read whole as streamed line by line."""
-    from engine import inputs
+    from engine.inputs import files as inputs
 
     paths = [str(ROOT / "tests" / "fixtures"), str(ROOT / "examples" / "events")]
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from engine import inputs, largedoc
-from engine.decode import Malformed
-from engine.inputs import iter_paths
+from engine.inputs import files as inputs
+from engine.inputs import largedoc
+from engine.inputs.decode import Malformed
+from engine.inputs.files import iter_paths
 from tests.support.records import record
 
 RECORDS = [record(eventName="PublishPackageVersion",

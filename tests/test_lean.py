@@ -1,5 +1,5 @@
-"""Lean records (engine.lean): the fields rules read, decoded alone, evaluate as whole records
-do; files the lean path does not take are read the general way with the same reports."""
+"""Lean records (engine.inputs.lean): the fields rules read, decoded alone, evaluate as whole
+records do; files the lean path does not take are read the general way with the same reports."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from bench.rulegen import write_rules
 from engine import expressions
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
-from engine.lean import LeanReader, fields_read, shape_of
+from engine.inputs.lean import LeanReader, fields_read, shape_of
 from engine.pack import shipped_rules
 from engine.rules import load_rules
 from tests.support.cli import run_cli

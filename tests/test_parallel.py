@@ -123,7 +123,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
     process reading the files."""
     from engine import parallel
     from engine.decide import new_decider
-    from engine.inputs import iter_paths
+    from engine.inputs.files import iter_paths
     from engine.scan import run_scan
     from engine.state import open_store
     from tests.support.state import at, evaluator, make_rule, read, views
@@ -167,7 +167,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
     """A token request two hours behind the newest record is decided on arrival, and said.
-    Files are read in eventTime order, their records merged (engine.walk, engine.merge): the
+    Files are read in eventTime order, their records merged (engine.inputs.walk, engine.merge): the
     late one is in a log file that begins two hours before its name's delivery minute, read
     after files whose records were released."""
     (tmp_path / "rules.yml").write_text(RULES)

@@ -96,7 +96,7 @@ def test_scan_order_any_file_order_gives_the_same_alerts(
     from engine.decide import new_decider
     from engine.evaluator import Evaluator
     from engine.functions import TrailguardFunctions
-    from engine.inputs import iter_paths
+    from engine.inputs.files import iter_paths
     from engine.rules import load_rules
     from engine.scan import run_scan
     from engine.state import open_store
@@ -138,9 +138,9 @@ def test_scan_order_symlink_loop_is_reported_and_the_rest_scanned(
 def test_order_external_sort_in_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A large file out of order (here: over a lowered IN_MEMORY_BYTES) is sorted through
     runs in temporary files: every record, in eventTime order, ties in file order."""
-    from engine import order
-    from engine.decode import Malformed
-    from engine.inputs import iter_paths
+    from engine.inputs import order
+    from engine.inputs.decode import Malformed
+    from engine.inputs.files import iter_paths
     from tests.support.state import read
 
     records = [read(minute) for minute in (5, 1, 9, 1, 0, 7, 3, 3, 8, 2, 6, 4, 0)]
@@ -220,7 +220,7 @@ def test_walk_reads_a_file_named_alone_without_reading_it_ahead(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One file named alone has nothing to be ordered against: its time key (a pass over
     its whole text) is not computed; two named files still are, to order them."""
-    from engine import walk
+    from engine.inputs import walk
 
     first, second = tmp_path / "b.jsonl", tmp_path / "a.jsonl"
     first.write_text('{"eventTime": "2024-03-01T10:00:00Z"}\n')

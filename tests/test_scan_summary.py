@@ -31,7 +31,7 @@ def test_scan_summary_says_why_records_were_skipped(workers: str) -> None:
         "daemon's sqs source, or scan the objects themselves) — first at "
         f"{REFS}/cloudtrail-sns-notification.json#Message"]
     assert f"  skipped: 2 CloudTrail digest file — first at {REFS}/digest.json" in lines
-    # files are read in eventTime order, those without one first (engine.walk, SPEC §7)
+    # files are read in eventTime order, those without one first (engine.inputs.walk, SPEC §7)
     assert f"  skipped: 2 S3 s3:TestEvent — first at {REFS}/s3-test-event.json" in lines
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine import inputs
-from engine.inputs import Refs, iter_paths
+from engine.inputs import files as inputs
+from engine.inputs.files import Refs, iter_paths
 from engine.model import Match
 from engine.stubs import RESOLVE_CACHE, STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
 from tests.support.records import record

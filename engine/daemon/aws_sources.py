@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from engine.daemon.sources import Delivery, Marks
-from engine.decode import ObjectRef
 from engine.durations import parse_duration
 from engine.errors import ConfigError
+from engine.inputs.decode import ObjectRef
 
 DIGEST = "/CloudTrail-Digest/"
 CHUNK = 1 << 20  # bytes of an S3 object's body read at a time into its temporary file
@@ -134,10 +134,10 @@ class SqsSource:
 
 
 def _time_order(key: str) -> tuple[float, str, str]:
-    """A key's place in a backfill: its name's delivery stamp (engine.walk), then its name.
+    """A key's place in a backfill: its name's delivery stamp (engine.inputs.walk), then its name.
     S3 lists keys by name, one account-region after the other; this merges them, as `scan`
     merges an archive's directories. A key without a stamp comes first, by name."""
-    from engine.walk import FIRST, name_stamp
+    from engine.inputs.walk import FIRST, name_stamp
 
     name = key.rsplit("/", 1)[-1]
     stamp = name_stamp(name)

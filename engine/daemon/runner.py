@@ -38,11 +38,11 @@ from engine.daemon.handoff import JournalHandoff, handoff_for
 from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
 from engine.decide import Decider, new_decider
-from engine.decode import Malformed, ObjectRef, Skipped, decode
 from engine.errors import RuleError, StateError
 from engine.evaluator import Evaluator
 from engine.functions import TrailguardFunctions
-from engine.inputs import iter_object, iter_paths
+from engine.inputs.decode import Malformed, ObjectRef, Skipped, decode
+from engine.inputs.files import iter_object, iter_paths
 from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
 from engine.scan import BATCH, ScanStats, scan_batch

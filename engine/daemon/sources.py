@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from engine.decode import ObjectRef
 from engine.errors import ConfigError
+from engine.inputs.decode import ObjectRef
 
 
 @dataclass

@@ -30,7 +30,7 @@ from bisect import bisect_left, insort
 from dataclasses import dataclass
 from typing import Any
 
-from engine.eventtime import iso
+from engine.inputs.eventtime import iso
 from engine.model import alert_id_for
 from engine.state import NEVER, Change, Update
 from engine.state import windows as win

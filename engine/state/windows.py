@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.eventtime import iso
+from engine.inputs.eventtime import iso
 from engine.model import Record, alert_id_for
 from engine.state import NEVER, Change, Update
 

@@ -14,8 +14,8 @@ from typing import Any
 from engine.decide import Decider, new_decider
 from engine.durations import parse_duration
 from engine.evaluator import Evaluator
-from engine.eventtime import event_epoch
 from engine.functions import TrailguardFunctions
+from engine.inputs.eventtime import event_epoch
 from engine.model import Alert, FirstSeen, Rule, Threshold
 from engine.scan import run_scan
 from engine.state import StateStore

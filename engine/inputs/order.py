@@ -1,12 +1,12 @@
 """A file's records in eventTime order, so that a scan decides a finite input as if sorted
-(SPEC §7); engine.walk puts the files themselves in order.
+(SPEC §7); engine.inputs.walk puts the files themselves in order.
 
 CloudTrail writes a log file's records in no particular order, `aws cloudtrail lookup-events`
 writes newest first, and an export may be anything. Three cases, by the file's size on disk:
 
 * up to IN_MEMORY_BYTES (2 MB: every CloudTrail log file, a lookup-events document of
   thousands of events): its items are sorted in memory, stably, on eventTime. The file is
-  decoded whole anyway (engine.inputs), so this holds nothing more than its records;
+  decoded whole anyway (engine.inputs.files), so this holds nothing more than its records;
 * larger, and in order already: each eventTime is at most SORTED_LAG behind the newest before
   it (checked by a regular expression over its text, without parsing JSON: about a tenth of
   what parsing costs). It is streamed as it is; the decider's reorder buffer
@@ -36,9 +36,9 @@ from typing import IO, Any
 
 import orjson
 
-from engine.decode import Item
-from engine.eventtime import event_epoch
-from engine.walk import event_times
+from engine.inputs.decode import Item
+from engine.inputs.eventtime import event_epoch
+from engine.inputs.walk import event_times
 
 __all__ = ["IN_MEMORY_BYTES", "RUN_RECORDS", "SORTED_LAG", "in_time_order", "lag_exceeds",
            "sort_in_memory"]

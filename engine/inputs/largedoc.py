@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Iterator
 
-from engine.decode import Item, Malformed, decode_element
+from engine.inputs.decode import Item, Malformed, decode_element
 
 CHUNK = 1 << 20  # bytes decoded at a time
 MAX_ELEMENT = 16 << 20  # characters one element may take; a longer one is reported broken
@@ -157,7 +157,7 @@ def _may_continue(value: object) -> bool:
 
 
 def iter_document(chunks: Iterator[bytes], origin: str) -> Iterator[Item]:
-    """The items of one large document, as `engine.decode.decode` would give them."""
+    """The items of one large document, as `engine.inputs.decode.decode` would give them."""
     text = _Text(chunks)
     text.where = origin
     try:

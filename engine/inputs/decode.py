@@ -32,7 +32,7 @@ payload cannot recurse without bound; isal's gzip is used when importable (about
 speed), the standard library's otherwise. A payload's gzip data inflates to at most
 :data:`MAX_INFLATED` bytes: gzip reaches 1,000:1, so a 256 KB queue message could otherwise
 inflate to 256 MB (and a gzip inside it, decoded in turn, far more). Large files do not come
-here whole: engine.inputs streams them.
+here whole: engine.inputs.files streams them.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Malformed:
     `unreadable` marks input that could not be read at all (a missing file, no permission),
     which `scan` reports as a failure, unlike content that is merely bad. `count` is how many
     malformed items this one stands for: more than 1 for the summary that an input's reader
-    gives in place of those past the first it lists (engine.inputs.MALFORMED_LISTED).
+    gives in place of those past the first it lists (engine.inputs.files.MALFORMED_LISTED).
     """
 
     origin: str
@@ -374,7 +374,7 @@ def _decode_elements(items: object, origin: str, name: str, depth: int) -> Itera
 def decode_element(item: object, origin: str, name: str, index: int,
                    depth: int = 0) -> Iterator[Item]:
     """Element `index` of a top-level array (``name`` empty) or of ``Records``, when it is
-    not itself a record; engine.largedoc reads such arrays an element at a time."""
+    not itself a record; engine.inputs.largedoc reads such arrays an element at a time."""
     if is_record(item):
         yield _checked(item, f"{origin}#{name}[{index}]")
     elif type(item) is dict:

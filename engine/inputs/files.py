@@ -1,8 +1,8 @@
 """Local inputs: files, directories and stdin, read as a stream of decoded items.
 
-This module owns turning command-line paths into :data:`engine.decode.Item` values for
+This module owns turning command-line paths into :data:`engine.inputs.decode.Item` values for
 ``trailguard scan`` and the ``files``/``stdin`` sources; what a payload *is* stays in
-:mod:`engine.decode`. Memory stays flat however large the input:
+:mod:`engine.inputs.decode`. Memory stays flat however large the input:
 
 * a file whose first non-blank line parses on its own as JSON is JSON lines: it is streamed
   line by line (gzipped too) and each line is one payload, origin ``path:LINE`` (1-based);
@@ -11,9 +11,9 @@ This module owns turning command-line paths into :data:`engine.decode.Item` valu
 
 Gzip is recognised by its magic bytes, not by the ``.gz`` suffix (browsers save S3 downloads
 decompressed under the old name). Files and directories are walked in eventTime order
-(engine.walk), and a file's records are read in eventTime order (engine.order); hidden entries
-are skipped on a walk, but a path named on the command line is always read, even a pipe such
-as ``<(zcat ...)``.
+(engine.inputs.walk), and a file's records are read in eventTime order (engine.inputs.order);
+hidden entries are skipped on a walk, but a path named on the command line is always read,
+even a pipe such as ``<(zcat ...)``.
 A file that cannot be read, or whose gzip data is cut short, becomes a Malformed with the
 reason; every record before the failure is still yielded. ``on_bytes`` receives the bytes read
 from disk (compressed bytes for gzip), once per buffer, for a progress bar.
@@ -32,8 +32,8 @@ from typing import IO
 
 import orjson
 
-from engine import largedoc, order
-from engine.decode import (
+from engine.inputs import largedoc, order
+from engine.inputs.decode import (
     GZIP_ERRORS,
     GZIP_MAGIC,
     Item,
@@ -44,7 +44,7 @@ from engine.decode import (
     gunzip_at_most,
     open_gzip,
 )
-from engine.walk import STDIN, Entry, walk  # the files, in time order (SPEC §7)
+from engine.inputs.walk import STDIN, Entry, walk  # the files, in time order (SPEC §7)
 
 __all__ = ["STDIN", "STDIN_ORIGIN", "ByteCounter", "Entry", "Refs", "iter_object", "iter_paths",
            "iter_stream", "read_file", "walk"]
@@ -67,7 +67,7 @@ MALFORMED_LISTED = 100  # malformed items listed per input; the rest are only co
 def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
                refs: Refs | None = None) -> Iterator[Item]:
     """Every item in the given files, directories (recursively) and ``-`` (stdin), in
-    eventTime order (engine.walk, engine.order).
+    eventTime order (engine.inputs.walk, engine.inputs.order).
 
     With `refs`, one entry is appended per item, just before it is yielded: ``(path, n)``
     for the n-th record (0-based) of a regular file of up to REREAD_BYTES, which reading
@@ -210,7 +210,7 @@ def _decode_stream(stream: IO[bytes], origin: str) -> Iterator[Item]:
     """JSON lines streamed, or one whole document: decided by the first non-blank line.
 
     A document is parsed whole up to WHOLE_BYTES; a larger one is read an element at a time
-    (engine.largedoc), so no file needs memory in proportion to its size."""
+    (engine.inputs.largedoc), so no file needs memory in proportion to its size."""
     first = _first_line(stream)
     if first is None:
         yield Skipped(origin, "empty input")

@@ -36,8 +36,8 @@ import msgspec
 import orjson
 
 from engine import expressions
-from engine.decode import GZIP_MAGIC, gunzip_at_most
-from engine.eventtime import event_epoch
+from engine.inputs.decode import GZIP_MAGIC, gunzip_at_most
+from engine.inputs.eventtime import event_epoch
 from engine.model import Rule
 from engine.rules import SUMMARY_FIELD
 
@@ -46,15 +46,15 @@ __all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "fields_read", 
 
 # What the scan itself reads of every record: its place in time, its identity and copies
 # (engine.decide, engine.stubs), its bucket (engine.evaluator) and whether it is a record at
-# all (engine.decode.is_record).
+# all (engine.inputs.decode.is_record).
 DECIDING_FIELDS = ("eventTime", "eventID", "sharedEventID", "recipientAccountId", "awsRegion",
                    "eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
 # A top-level object holding any of these is not a plain log file (a record with a "Records"
 # field, say): the general decoder says what it is.
 _NOT_A_LOG_FILE = ("eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
-LEAN_BYTES = 1 << 20  # on disk, as engine.inputs.SMALL_BYTES: files read whole
-WHOLE_BYTES = 16 << 20  # inflated, as engine.inputs.WHOLE_BYTES
-# Identity fields: a string or absent (engine.decode._sound); msgspec checks the type, and a
+LEAN_BYTES = 1 << 20  # on disk, as engine.inputs.files.SMALL_BYTES: files read whole
+WHOLE_BYTES = 16 << 20  # inflated, as engine.inputs.files.WHOLE_BYTES
+# Identity fields: a string or absent (engine.inputs.decode._sound); msgspec checks the type, and a
 # file where one is anything else goes the general way, which names the field.
 _IDENTITY = ("eventID", "sharedEventID", "eventTime")
 
@@ -121,12 +121,12 @@ class LeanFile:
 
     def time_order(self) -> tuple[list[int], list[float | None]]:
         """(the records' indexes in eventTime order, each record's eventTime epoch): the
-        order engine.order gives a file read whole (sorted stably; a record without an
+        order engine.inputs.order gives a file read whole (sorted stably; a record without an
         eventTime sorts at the newest before it), so that the n-th record here is the n-th
         there, which is how engine.stubs names a record by its place."""
         epochs: list[float | None] = []
         keys: list[float] = []
-        newest = -1e18  # engine.order._keyed's
+        newest = -1e18  # engine.inputs.order._keyed's
         for record in self.records:
             epoch = event_epoch(record)
             epochs.append(epoch)
@@ -204,7 +204,7 @@ def _typed_dict(name: str, fields: dict[str, Any]) -> Any:
 
 
 def _is_record(record: dict[str, Any]) -> bool:
-    """engine.decode.is_record on a lean record (whose keys include the ones it reads)."""
+    """engine.inputs.decode.is_record on a lean record (whose keys include the ones it reads)."""
     if "eventName" in record or "eventSource" in record:
         source = record.get("eventSource")
         return not (type(source) is str and source.startswith("aws:"))

@@ -15,7 +15,7 @@ one at a time; any other directory's children (accounts, regions, paths named on
 command line) are merged by key, lazily (heapq.merge). The walk holds one directory listing
 per account-region and one pending entry per stream, not the archive's paths.
 
-A file's records are sorted when it is read (engine.order), and the deciding process merges
+A file's records are sorted when it is read (engine.inputs.order), and the deciding process merges
 the records of the files open at once (engine.merge): files of different account-regions
 overlap by their span (CloudTrail: about 5 minutes; an hourly export: an hour).
 
@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO
 
-from engine.decode import GZIP_ERRORS, GZIP_MAGIC, Malformed, Skipped, open_gzip
+from engine.inputs.decode import GZIP_ERRORS, GZIP_MAGIC, Malformed, Skipped, open_gzip
 
 __all__ = ["STDIN", "Entry", "earliest_event_time", "event_times", "file_key", "name_stamp",
            "walk"]
