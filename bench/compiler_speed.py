@@ -1,4 +1,5 @@
-"""µs per evaluation: jmespath's TreeInterpreter vs engine.compiler, on typical rule conditions.
+"""µs per evaluation: jmespath's TreeInterpreter vs engine.conditions.compiler, on typical rule
+conditions.
 
     python bench/compiler_speed.py [--number N]
 
@@ -26,7 +27,7 @@ import jmespath.functions
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine.compiler import compile_tree
+from engine.conditions.compiler import compile_tree
 
 READ_FROM_REPOSITORY: dict[str, Any] = {
     "eventVersion": "1.08",

@@ -38,8 +38,8 @@ def _cpu() -> float:
 
 def measure(mode: str, events: int) -> dict[str, float]:
     from bench.streamgen import generate
+    from engine.conditions.evaluator import Evaluator
     from engine.decide import new_decider
-    from engine.evaluator import Evaluator
     from engine.inputs.files import iter_paths
     from engine.scan import run_scan, tune_gc
     from engine.startup import prepare, rules_of

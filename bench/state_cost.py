@@ -36,9 +36,9 @@ LISTS = frozenset({"trusted_networks", "ci_publishers", "trusted_accounts"})
 def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
     """One run in this process: events/s, alerts, peak RSS and the state left behind."""
     from bench.streamgen import generate
+    from engine.conditions.evaluator import Evaluator
+    from engine.conditions.functions import TrailguardFunctions
     from engine.decide import new_decider
-    from engine.evaluator import Evaluator
-    from engine.functions import TrailguardFunctions
     from engine.inputs.files import iter_paths
     from engine.pack import shipped_rules
     from engine.rules import load_rules

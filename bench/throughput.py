@@ -85,8 +85,8 @@ def _parse_only(files: list[Path]) -> tuple[int, Mark]:
 def _lean_reader() -> Any:
     """The scan's own lean reader (engine.inputs.lean) for the shipped pack: what the scan
     decodes."""
-    from engine.evaluator import Evaluator
-    from engine.functions import TrailguardFunctions
+    from engine.conditions.evaluator import Evaluator
+    from engine.conditions.functions import TrailguardFunctions
     from engine.inputs.lean import LeanReader, fields_read
     from engine.rules import load_rules
 
@@ -129,7 +129,7 @@ def _rules(extra: int) -> list[str]:
 def _naive(files: list[Path], extra: int, limit: int) -> tuple[int, Mark]:
     import jmespath
 
-    from engine.functions import TrailguardFunctions
+    from engine.conditions.functions import TrailguardFunctions
     from engine.inputs.decode import decode
     from engine.rules import load_rules
 
@@ -152,9 +152,9 @@ def _naive(files: list[Path], extra: int, limit: int) -> tuple[int, Mark]:
 
 def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
           stateless: bool = False) -> tuple[int, Mark]:
+    from engine.conditions.evaluator import Evaluator
+    from engine.conditions.functions import TrailguardFunctions
     from engine.decide import new_decider
-    from engine.evaluator import Evaluator
-    from engine.functions import TrailguardFunctions
     from engine.inputs.files import walk
     from engine.parallel import parallel_scan
     from engine.rules import load_rules

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from engine.evaluator import Evaluator
+from engine.conditions.evaluator import Evaluator
 from engine.inputs.eventtime import iso
 from engine.model import Alert
 from engine.scan import ScanStats

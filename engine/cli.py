@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 
 from engine import __version__, jsonsafe
+from engine.conditions.evaluator import ENGINES
 from engine.config import Config
 from engine.errors import ConfigError, RuleError, StateError
-from engine.evaluator import ENGINES
 from engine.model import Alert
 from engine.redaction import redact
 
@@ -118,8 +118,8 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 
 
 def _scan(args: argparse.Namespace) -> int:
+    from engine.conditions.evaluator import Evaluator
     from engine.decide import new_decider
-    from engine.evaluator import Evaluator
     from engine.inputs.files import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
     from engine.report import Progress, summary
@@ -306,7 +306,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from engine.explain import explain_rule
+    from engine.conditions.explain import explain_rule
     from engine.inputs.files import iter_paths
     from engine.startup import prepare, rules_of
 

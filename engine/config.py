@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from engine import configcheck
+from engine.conditions.functions import WELL_KNOWN_LISTS
 from engine.durations import parse_duration
 from engine.errors import ConfigError
-from engine.functions import WELL_KNOWN_LISTS
 from engine.redaction import SECRET_NAME, register_secret, register_url_password
 from engine.yamlio import Located, error_line, load_documents, plain
 

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from engine import correlation, jsonsafe
-from engine.evaluator import Compiled, Evaluator
+from engine.conditions.evaluator import Compiled, Evaluator
 from engine.inputs.eventtime import event_epoch, iso, now_iso
 from engine.lane import Counted, Queued, ThresholdLane
 from engine.model import Alert, Match, Record, Rule, alert_id_for, key_text

@@ -24,7 +24,7 @@ from typing import Any
 from jmespath.exceptions import LexerError
 from jmespath.lexer import Lexer
 
-from engine.expressions import Finding, Node
+from engine.conditions.expressions import Finding, Node
 
 _JUNCTIONS = {"or_expression": "||", "and_expression": "&&"}
 _KEYWORDS = {"true": "`true`", "false": "`false`", "null": "`null`"}
@@ -51,7 +51,7 @@ def _visit(node: Node, as_truth: bool, findings: list[Finding]) -> None:
 
 
 def _check_junction(node: Node, as_truth: bool, findings: list[Finding]) -> None:
-    from engine.explain import unparse
+    from engine.conditions.explain import unparse
 
     left, right = node["children"]
     operator = _JUNCTIONS[node["type"]]
@@ -75,7 +75,7 @@ def _check_junction(node: Node, as_truth: bool, findings: list[Finding]) -> None
 
 
 def _constant_message(node: Node, literal: Node, operator: str) -> str:
-    from engine.explain import unparse
+    from engine.conditions.explain import unparse
 
     truthy = _truthy(literal["value"])
     kind = "a non-empty literal is always true" if truthy else "it is always false"
@@ -89,7 +89,7 @@ def _constant_message(node: Node, literal: Node, operator: str) -> str:
 
 def _comparison_hint(literal: Node, other: Node, operator: str) -> str:
     """`eventName == 'A' || 'B'` -> the two ways of writing what was meant."""
-    from engine.explain import unparse
+    from engine.conditions.explain import unparse
 
     if operator != "||" or other["type"] != "comparator" or other["value"] not in ("eq", "ne"):
         return ": compare the value with a field, e.g. `eventName == 'X'`"

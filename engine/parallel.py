@@ -53,8 +53,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from engine.conditions.evaluator import Evaluator
 from engine.decide import Decider
-from engine.evaluator import Evaluator
 from engine.inputs.decode import Malformed
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import REREAD_BYTES, ByteCounter, Entry, Refs, read_file

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypedDict
 
-from engine.evaluator import Compiled, CompiledRule
+from engine.conditions.evaluator import Compiled, CompiledRule
 from engine.model import Record, Rule
 from engine.state.sequences import Chain
 from engine.state.windows import Policy

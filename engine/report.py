@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from engine.evaluator import Evaluator
+from engine.conditions.evaluator import Evaluator
 from engine.model import Alert
 from engine.scan import ScanStats
 from engine.suppressor import Suppressor

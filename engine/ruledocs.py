@@ -1,9 +1,9 @@
 """`trailguard docs`: the rule catalogue and CodeArtifact API coverage (`docs/rules.md`).
 
 What a rule watches is read from its condition's syntax tree (the same
-`engine.expressions.required_values` the evaluator indexes rules by), never written by hand, so
-the coverage table cannot drift from what the rules really evaluate. A rule whose condition does
-not pin `eventName` watches every event of its source (for example
+`engine.conditions.expressions.required_values` the evaluator indexes rules by), never written by
+hand, so the coverage table cannot drift from what the rules really evaluate. A rule whose condition
+does not pin `eventName` watches every event of its source (for example
 `codeartifact-root-activity`); it is listed once above the coverage table instead of in every
 row, so the table shows which actions have a rule of their own.
 
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from engine import expressions
+from engine.conditions import expressions
 from engine.model import SEVERITIES, Rule
 
 CODEARTIFACT_SOURCE = "codeartifact.amazonaws.com"

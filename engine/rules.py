@@ -17,8 +17,9 @@ from typing import Any
 import jmespath.functions
 import orjson
 
-from engine import expressions, lint, sequencerules
-from engine.catalogue import unknown_field
+from engine import lint, sequencerules
+from engine.conditions import expressions
+from engine.conditions.catalogue import unknown_field
 from engine.durations import parse_duration
 from engine.errors import Problem, RuleError
 from engine.model import SEVERITIES, FirstSeen, Rule, RuleTest, Threshold

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.decide import new_decider
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
 from engine.model import Alert, Rule, RuleTest
 from engine.scan import run_scan
 from engine.suppressions import Suppression

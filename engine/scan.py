@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
+from engine.conditions.evaluator import Evaluator
 from engine.decide import Decider
-from engine.evaluator import Evaluator
 from engine.inputs.decode import Item, Malformed, ObjectRef
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import Refs

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.conditions.functions import TrailguardFunctions
 from engine.config import Config, load_config
-from engine.functions import TrailguardFunctions
 from engine.pack import shipped_rules
 from engine.rules import RuleSet, load_rules
 

@@ -31,10 +31,10 @@ from typing import Any
 
 import jmespath.functions
 
-from engine import expressions
-from engine.catalogue import unknown_field
+from engine.conditions import expressions
+from engine.conditions.catalogue import unknown_field
+from engine.conditions.evaluator import compile_expression
 from engine.errors import Problem, RuleError
-from engine.evaluator import compile_expression
 from engine.model import Rule
 from engine.rules import RULE_ID, discover
 from engine.yamlio import Located, read_documents

@@ -16,7 +16,7 @@ from typing import Any
 
 import jmespath.functions
 
-from engine.evaluator import compile_expression, truthy
+from engine.conditions.evaluator import compile_expression, truthy
 from engine.model import Rule
 from engine.suppressions import Suppression, load_for
 

@@ -375,6 +375,6 @@ def test_matches_on_re2_keeps_re_search_semantics(text: str, pattern: str,
                                                   expected: bool) -> None:
     """re.search's answers, a lone surrogate (the large-document reader lets them in) is
     no exception, and an invalid computed pattern is false."""
-    from engine.functions import TrailguardFunctions
+    from engine.conditions.functions import TrailguardFunctions
 
     assert TrailguardFunctions()._func_matches(text, pattern) is expected

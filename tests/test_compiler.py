@@ -1,4 +1,5 @@
-"""engine.compiler against the JMESPath compliance vectors and jmespath's own interpreter.
+"""engine.conditions.compiler against the JMESPath compliance vectors and jmespath's own
+interpreter.
 
 Every non-bench compliance case is compiled and checked twice: against the vector's expected
 result (or error) and against `TreeInterpreter` on the same input (same value, same types, same
@@ -20,7 +21,7 @@ from jmespath.functions import signature
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter, _Expression
 
-from engine.compiler import MAX_DEPTH, MAX_LOOPS, compile_tree, source_of
+from engine.conditions.compiler import MAX_DEPTH, MAX_LOOPS, compile_tree, source_of
 
 COMPLIANCE = Path(__file__).parent / "compliance"
 _RAISED = object()
@@ -345,7 +346,7 @@ def test_fallback_when_compile_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise RecursionError("too deep")
 
-    monkeypatch.setattr("engine.compiler.compile", refuse, raising=False)
+    monkeypatch.setattr("engine.conditions.compiler.compile", refuse, raising=False)
     parsed = Parser().parse("a.b").parsed
     compiled = compile_tree(parsed, jmespath.functions.Functions())
     assert source_of(compiled) is None

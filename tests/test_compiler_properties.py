@@ -19,7 +19,7 @@ from jmespath.functions import signature
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine.compiler import compile_tree, source_of
+from engine.conditions.compiler import compile_tree, source_of
 from tests.test_compiler import strict_equal
 
 MAX_EXAMPLES = 1500

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from engine.evaluator import ENGINES, compile_expression
-from engine.functions import TrailguardFunctions
+from engine.conditions.evaluator import ENGINES, compile_expression
+from engine.conditions.functions import TrailguardFunctions
 
 VECTORS = Path(__file__).parent / "compliance"
 FUNCTIONS = TrailguardFunctions({"trusted_networks": ["10.0.0.0/8"]})

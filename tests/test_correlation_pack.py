@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.decide import new_decider
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
 from engine.inputs.files import iter_paths
 from engine.model import Rule
 from engine.scan import run_scan

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import expressions
-from engine.evaluator import ENGINES, Evaluator, compile_expression
-from engine.functions import TrailguardFunctions
+from engine.conditions import expressions
+from engine.conditions.evaluator import ENGINES, Evaluator, compile_expression
+from engine.conditions.functions import TrailguardFunctions
 from engine.rules import load_rules
 from tests.support.records import record
 

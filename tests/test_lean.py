@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.rulegen import write_rules
-from engine import expressions
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
+from engine.conditions import expressions
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.inputs.lean import LeanReader, fields_read, shape_of
 from engine.pack import shipped_rules
 from engine.rules import load_rules

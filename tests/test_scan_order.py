@@ -93,9 +93,9 @@ def test_scan_order_any_file_order_gives_the_same_alerts(
         archive: dict[str, Any], rng: random.Random, directories: bool) -> None:
     """Any permutation of the files (or of the account directories) named on the command
     line, scanned in process through iter_paths: the alerts of the sorted records."""
+    from engine.conditions.evaluator import Evaluator
+    from engine.conditions.functions import TrailguardFunctions
     from engine.decide import new_decider
-    from engine.evaluator import Evaluator
-    from engine.functions import TrailguardFunctions
     from engine.inputs.files import iter_paths
     from engine.rules import load_rules
     from engine.scan import run_scan

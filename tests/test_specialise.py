@@ -1,5 +1,5 @@
-"""Specialised conditions (engine.specialise) and bucket functions (compile_bucket) agree with
-the interpreter on the original condition.
+"""Specialised conditions (engine.conditions.specialise) and bucket functions (compile_bucket) agree
+with the interpreter on the original condition.
 
 The contract: for a record whose eventSource/eventName are the known strings, the specialised
 condition is exactly as truthy as the original. It may not raise where the original raised
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from jmespath.parser import Parser
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine.compiler import compile_bucket
-from engine.evaluator import truthy
-from engine.specialise import Specialiser
+from engine.conditions.compiler import compile_bucket
+from engine.conditions.evaluator import truthy
+from engine.conditions.specialise import Specialiser
 from tests.test_compiler_properties import (
     FIXED_DOCUMENTS,
     PropertyFunctions,
@@ -109,7 +109,7 @@ def test_a_bucket_reads_a_shared_field_once() -> None:
     conditions = [Parser().parse(text).parsed for text in
                   ("userIdentity.type == 'Root'", "userIdentity.type == 'IAMUser'", "!errorCode")]
     bucket = compile_bucket(conditions, PropertyFunctions())
-    from engine.compiler import source_of
+    from engine.conditions.compiler import source_of
 
     assert source_of(bucket).count("'userIdentity'") == 1
     assert bucket({"userIdentity": {"type": "Root"}}) == 0b101
@@ -121,7 +121,7 @@ def test_a_condition_two_rules_share_is_evaluated_once() -> None:
                   ("starts_with(userAgent, 'curl/')", "!errorCode",
                    "starts_with(userAgent, 'curl/')")]
     bucket = compile_bucket(conditions, PropertyFunctions())
-    from engine.compiler import source_of
+    from engine.conditions.compiler import source_of
 
     assert source_of(bucket).count("'curl/'") == 1
     assert bucket({"userAgent": "curl/8.4"}) == 0b111

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from freezegun import freeze_time
 
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.decide import new_decider
 from engine.errors import RuleError
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
 from engine.rules import load_rules
 from engine.scan import run_scan
 from engine.suppressions import load_suppressions, parse_expiry

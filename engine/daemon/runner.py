@@ -33,14 +33,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.config import Config
 from engine.daemon.handoff import JournalHandoff, handoff_for
 from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
 from engine.decide import Decider, new_decider
 from engine.errors import RuleError, StateError
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
 from engine.inputs.decode import Malformed, ObjectRef, Skipped, decode
 from engine.inputs.files import iter_object, iter_paths
 from engine.model import Alert

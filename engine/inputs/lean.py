@@ -4,7 +4,7 @@ A scan parsed every whole record and kept it alive until it was decided, so most
 time went to building dicts nobody read (a CodeArtifact record is ~1.5 KB of JSON, 20 keys,
 three nested objects; the shipped pack reads about ten of them) and to the allocator
 churning through them. The fields a rule can read are known when the rules load
-(engine.expressions.root_fields walks every condition, group_by, summary field,
+(engine.conditions.expressions.root_fields walks every condition, group_by, summary field,
 first_seen value, threshold distinct and suppression condition), so a log file is decoded
 by msgspec into dicts of those keys only (inside objects too: userIdentity is read through
 seven of its keys): msgspec skips the rest without building it. Measured on the bench
@@ -35,7 +35,7 @@ from typing import Any, TypedDict
 import msgspec
 import orjson
 
-from engine import expressions
+from engine.conditions import expressions
 from engine.inputs.decode import GZIP_MAGIC, gunzip_at_most
 from engine.inputs.eventtime import event_epoch
 from engine.model import Rule
@@ -45,8 +45,8 @@ __all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "fields_read", 
            "shape_of"]
 
 # What the scan itself reads of every record: its place in time, its identity and copies
-# (engine.decide, engine.stubs), its bucket (engine.evaluator) and whether it is a record at
-# all (engine.inputs.decode.is_record).
+# (engine.decide, engine.stubs), its bucket (engine.conditions.evaluator) and whether it is a record
+# at all (engine.inputs.decode.is_record).
 DECIDING_FIELDS = ("eventTime", "eventID", "sharedEventID", "recipientAccountId", "awsRegion",
                    "eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
 # A top-level object holding any of these is not a plain log file (a record with a "Records"
@@ -75,8 +75,8 @@ def rule_expressions(rule: Rule) -> Iterable[str]:
 def fields_read(rules: Iterable[Rule], conditions: Iterable[str] = ()
                 ) -> frozenset[tuple[str, ...]] | None:
     """The field paths that `rules` and the extra `conditions` (suppressions) can read
-    (engine.expressions.read_paths), with DECIDING_FIELDS; None when one may read the whole
-    record."""
+    (engine.conditions.expressions.read_paths), with DECIDING_FIELDS; None when one may read the
+    whole record."""
     found: set[tuple[str, ...]] = {(name,) for name in DECIDING_FIELDS}
     for text in (*(t for rule in rules for t in rule_expressions(rule)), *conditions):
         paths = expressions.read_paths(expressions.parse(text))

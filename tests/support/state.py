@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from engine.conditions.evaluator import Evaluator
+from engine.conditions.functions import TrailguardFunctions
 from engine.decide import Decider, new_decider
 from engine.durations import parse_duration
-from engine.evaluator import Evaluator
-from engine.functions import TrailguardFunctions
 from engine.inputs.eventtime import event_epoch
 from engine.model import Alert, FirstSeen, Rule, Threshold
 from engine.scan import run_scan

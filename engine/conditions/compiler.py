@@ -333,7 +333,7 @@ class _Generator:
 
         Field access never raises, so reading a field early that a condition's
         short-circuit would have skipped changes no result."""
-        from engine.expressions import root_field_paths
+        from engine.conditions.expressions import root_field_paths
 
         readers: dict[tuple[str, ...], int] = {}
         for condition in conditions:

@@ -4,12 +4,12 @@ The condition's syntax tree is printed as an outline: every `&&`, `||` and `!` n
 leaf test with its own value, so an author sees which part failed instead of re-reading a
 one-line expression.
 
-Every value is computed by the engine's own code path (engine.evaluator.compile_expression,
-the compiled condition that `scan` and `test` run), never by a second evaluator: explain once
-printed TRUE for `durationSeconds > '3600'` (an int against a string) while scan and test
-reported a rule error and no match. An error is shown as ERROR on the part that raised and on
-every part above it, and the verdict says what the engine does with it (no match, counted as
-a rule error).
+Every value is computed by the engine's own code path
+(engine.conditions.evaluator.compile_expression, the compiled condition that `scan` and `test` run),
+never by a second evaluator: explain once printed TRUE for `durationSeconds > '3600'` (an int
+against a string) while scan and test reported a rule error and no match. An error is shown as ERROR
+on the part that raised and on every part above it, and the verdict says what the engine does with
+it (no match, counted as a rule error).
 
 Printed expressions are parenthesised by JMESPath precedence, so `(a || b) != c` stays that
 and never reads as `a || b != c`.
@@ -24,7 +24,7 @@ from typing import Any
 import jmespath.functions
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine import expressions
+from engine.conditions import expressions
 from engine.model import Rule
 
 Node = Mapping[str, Any]
@@ -108,12 +108,12 @@ def explain_rule(rule: Rule, record: Any, functions: jmespath.functions.Function
     return lines
 
 def _compile(node: Node, functions: jmespath.functions.Functions, engine: str) -> Any:
-    """What engine.evaluator.compile_expression builds for a condition, for any part of its
-    tree: the generated Python of engine.compiler, or jmespath's interpreter when asked (or
-    when the compiler is absent)."""
+    """What engine.conditions.evaluator.compile_expression builds for a condition, for any part of
+    its tree: the generated Python of engine.conditions.compiler, or jmespath's interpreter when
+    asked (or when the compiler is absent)."""
     if engine == "compiled":
         try:
-            from engine.compiler import compile_tree
+            from engine.conditions.compiler import compile_tree
         except ImportError:
             pass
         else:

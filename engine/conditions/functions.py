@@ -7,8 +7,8 @@ error on them. Wrong *arity* is still an error, found when rules load.
 `matches` runs on RE2 (google-re2), whose time is linear in the text whatever the pattern:
 with Python's backtracking `re`, `matches(userAgent, '^(a+)+$')` on a hostile 36-character
 user agent took minutes per record and stalled the daemon. A literal pattern RE2 cannot run
-(backreferences, lookaround) is a load error, found by engine.expressions; a pattern computed
-from the record that RE2 refuses is no match. Differences from `re.search` are listed in
+(backreferences, lookaround) is a load error, found by engine.conditions.expressions; a pattern
+computed from the record that RE2 refuses is no match. Differences from `re.search` are listed in
 docs/functions.md.
 
 Lists (`trusted_networks`, ...) come from the config. A name is resolved when the function is

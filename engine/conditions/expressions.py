@@ -21,7 +21,7 @@ import jmespath.exceptions
 import jmespath.functions
 from jmespath.parser import Parser
 
-from engine.functions import LIST_ARGUMENT, REGEX_ARGUMENT, pattern_error
+from engine.conditions.functions import LIST_ARGUMENT, REGEX_ARGUMENT, pattern_error
 
 Node = Mapping[str, Any]
 INDEXED_FIELDS = ("eventSource", "eventName")

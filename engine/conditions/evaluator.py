@@ -1,16 +1,16 @@
 """Compiled rules, the rule index, and `evaluate(record) -> matches`.
 
 Two choices make this fast and safe:
-- Conditions are compiled once, at load, to Python (engine.compiler) when available; the
+- Conditions are compiled once, at load, to Python (engine.conditions.compiler) when available; the
   jmespath tree interpreter stays selectable (`engine="interpreted"`) as the reference.
 - Rules are indexed by the `eventSource`/`eventName` values their condition requires (derived
-  from the syntax tree by engine.expressions), so a `ReadFromRepository` record is evaluated
-  only by the few rules that can match it. Candidate lists are cached per (source, name).
+  from the syntax tree by engine.conditions.expressions), so a `ReadFromRepository` record is
+  evaluated only by the few rules that can match it. Candidate lists are cached per (source, name).
 - With the compiled engine, each (source, name) bucket gets one generated function for all its
-  candidates, their conditions specialised for that source and name (engine.specialise): the
-  re-tests of the two indexed fields fold away, so do rules that cannot match there, and the
+  candidates, their conditions specialised for that source and name (engine.conditions.specialise):
+  the re-tests of the two indexed fields fold away, so do rules that cannot match there, and the
   fields several conditions read are looked up once, and the matching rules' group keys
-  are computed in the same function (engine.compiler.compile_matcher).
+  are computed in the same function (engine.conditions.compiler.compile_matcher).
 
 A rule that raises on a record (e.g. `length(null)`) is counted and treated as no match; the
 other rules still run. The first error of each rule is kept, with the record's eventID, so
@@ -28,13 +28,13 @@ import jmespath.functions
 import orjson
 from jmespath.visitor import Options, TreeInterpreter
 
-from engine import expressions
+from engine.conditions import expressions
+from engine.conditions.specialise import Specialiser
 from engine.model import Match, Record, Rule, key_text
 from engine.rules import SUMMARY_FIELD
-from engine.specialise import Specialiser
 
 try:
-    from engine.compiler import compile_matcher as _compile_matcher
+    from engine.conditions.compiler import compile_matcher as _compile_matcher
 except ImportError:  # the compiler is optional; the interpreter is the reference
     _compile_matcher = None  # type: ignore[assignment]
 
@@ -51,7 +51,7 @@ def compile_expression(
     tree = expressions.parse(text)
     if engine == "compiled":
         try:
-            from engine.compiler import compile_tree
+            from engine.conditions.compiler import compile_tree
         except ImportError:  # the compiler is optional; the interpreter is the reference
             pass
         else:
@@ -288,7 +288,7 @@ class _Bucket:
     def predicates(self) -> tuple[Compiled, ...]:
         """Each specialised condition on its own, compiled the first time a record raises."""
         if self._predicates is None:
-            from engine.compiler import compile_tree
+            from engine.conditions.compiler import compile_tree
 
             self._predicates = tuple(compile_tree(tree, self._functions) for tree in self.trees)
         return self._predicates
