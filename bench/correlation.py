@@ -39,7 +39,7 @@ def _cpu() -> float:
 def measure(mode: str, events: int) -> dict[str, float]:
     from bench.streamgen import generate
     from engine.conditions.evaluator import Evaluator
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
     from engine.scan import run_scan, tune_gc
     from engine.startup import prepare, rules_of

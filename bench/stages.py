@@ -48,7 +48,7 @@ def measure(events: int) -> dict[str, float]:
     from engine import parallel
     from engine.conditions.evaluator import Evaluator
     from engine.conditions.functions import TrailguardFunctions
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.decode import gunzip_at_most
     from engine.inputs.eventtime import event_epoch
     from engine.inputs.files import walk

@@ -38,7 +38,7 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
     from bench.streamgen import generate
     from engine.conditions.evaluator import Evaluator
     from engine.conditions.functions import TrailguardFunctions
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
     from engine.pack import shipped_rules
     from engine.rules import load_rules
@@ -64,7 +64,7 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
             alerts += 1
 
         started = time.perf_counter()
-        refs: list[tuple[str, int] | None] = []  # as `trailguard scan` does (engine.stubs)
+        refs: list[tuple[str, int] | None] = []  # as `trailguard scan` does (engine.decide.stubs)
         stats = run_scan(iter_paths(files, refs=refs), evaluator,
                          new_decider(evaluator, 900.0, store), count, refs=refs)
         elapsed = time.perf_counter() - started

@@ -154,7 +154,7 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
           stateless: bool = False) -> tuple[int, Mark]:
     from engine.conditions.evaluator import Evaluator
     from engine.conditions.functions import TrailguardFunctions
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import walk
     from engine.parallel import parallel_scan
     from engine.rules import load_rules

@@ -119,7 +119,7 @@ def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str
 
 def _scan(args: argparse.Namespace) -> int:
     from engine.conditions.evaluator import Evaluator
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import STDIN, Refs, iter_paths, walk
     from engine.parallel import parallel_scan
     from engine.report import Progress, summary
@@ -165,7 +165,7 @@ def _scan(args: argparse.Namespace) -> int:
                 stats = parallel_scan(walk(paths), workers, evaluator, decider, store, send,
                                       stats, on_bytes=progress.advance, suppressor=suppressor)
             else:
-                refs: Refs = []  # so the threshold lane can hold stubs (engine.stubs)
+                refs: Refs = []  # so the threshold lane can hold stubs (engine.decide.stubs)
                 stats = run_scan(iter_paths(paths, on_bytes=progress.advance, refs=refs),
                                  evaluator, decider, send, stats=stats, refs=refs,
                                  suppressor=suppressor)

@@ -54,17 +54,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from engine.conditions.evaluator import Evaluator
-from engine.decide import Decider
+from engine.decide.decider import Decider
+from engine.decide.merge import Merge
+from engine.decide.stubs import Resolver, stub_of, way_back
 from engine.inputs.decode import Malformed
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import REREAD_BYTES, ByteCounter, Entry, Refs, read_file
 from engine.inputs.lean import LeanFile, LeanReader, fields_read
-from engine.merge import Merge
 from engine.model import Alert, Match
 from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.skips import Skips
 from engine.state import StateStore
-from engine.stubs import Resolver, stub_of, way_back
 from engine.suppressor import Hit, Suppressor
 
 if TYPE_CHECKING:  # for an annotation only: importing it costs ~8 ms at startup
@@ -321,7 +321,7 @@ def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, dec
                  on_bytes: ByteCounter | None, merge: Merge,
                  suppressor: Suppressor | None) -> None:
     """Decide `files` in their order, their records merged in eventTime order
-    (engine.merge), scanned by `workers` processes (see parallel_scan)."""
+    (engine.decide.merge), scanned by `workers` processes (see parallel_scan)."""
     sizes = [_size(path) if type(path) is str else 0 for path in files]
     claims = _Claims(sizes, [type(path) is not str for path in files])
     pool: dict[int, _Worker] = {}
@@ -510,7 +510,7 @@ def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, sto
                  suppressor: Suppressor | None = None, befores: list[float] | None = None
                  ) -> None:
     """A result's counts, and its records' matches offered to the decider in order.
-    `befores`: the merged stream's watermark before each record (engine.merge), where a
+    `befores`: the merged stream's watermark before each record (engine.decide.merge), where a
     record's own (its file's) would be wrong."""
     rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
     stats.events += result.events

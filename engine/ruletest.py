@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from engine.conditions.evaluator import Evaluator
 from engine.conditions.functions import TrailguardFunctions
-from engine.decide import new_decider
+from engine.decide.decider import new_decider
 from engine.model import Alert, Rule, RuleTest
 from engine.scan import run_scan
 from engine.suppressions import Suppression

@@ -18,7 +18,8 @@ from itertools import islice
 from typing import Any
 
 from engine.conditions.evaluator import Evaluator
-from engine.decide import Decider
+from engine.decide.decider import Decider
+from engine.decide.stubs import Ref, Resolver, way_back
 from engine.inputs.decode import Item, Malformed, ObjectRef
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import Refs
@@ -26,7 +27,6 @@ from engine.model import Alert, Match
 from engine.skips import Skips
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
-from engine.stubs import Ref, Resolver, way_back
 from engine.suppressor import Suppressor
 
 GC_THRESHOLD = (50_000, 20, 100)
@@ -98,7 +98,7 @@ def run_scan(
 
     `refs`: the list `iter_paths(..., refs=)` fills for `items`. With it, a record whose
     matches all wait on the threshold lane is held there as a stub, made whole again only if
-    needed (engine.stubs): a scan's memory then grows far less with the records per minute
+    needed (engine.decide.stubs): a scan's memory then grows far less with the records per minute
     of event time.
 
     `suppressor`: drops suppressed matches before they reach the decider (SPEC §9).

@@ -17,7 +17,7 @@ import pytest
 
 from engine.conditions.evaluator import Evaluator
 from engine.conditions.functions import TrailguardFunctions
-from engine.decide import new_decider
+from engine.decide.decider import new_decider
 from engine.inputs.files import iter_paths
 from engine.model import Rule
 from engine.scan import run_scan

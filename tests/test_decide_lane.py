@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.decide import new_decider
+from engine.decide.decider import new_decider
+from engine.decide.stubs import Resolver
 from engine.inputs import files as inputs
 from engine.inputs.files import Refs, iter_paths
 from engine.model import Alert, Rule
 from engine.scan import ScanStats, run_scan, scan_items
 from engine.state import open_store
-from engine.stubs import Resolver
 from tests.support.state import copies, evaluator, make_rule, read, view
 
 LATENESS = 600.0

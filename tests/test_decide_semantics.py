@@ -57,7 +57,7 @@ def test_s01_exact_repeat_is_dropped_before_evaluation() -> None:
     first = read(0)
     engine = evaluator([DEDUP])
     alerts: list = []
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
 
     stats = run_scan([first, copy.deepcopy(first), read(1)], engine, new_decider(engine, 900),
                      alerts.append)
@@ -278,7 +278,7 @@ def test_s22_late_record_is_evaluated_counted_late_and_folded_or_counted() -> No
     """alice 100, 105; bob 150; alice 102 arrives late and still completes her threshold."""
     engine = evaluator([THRESHOLD])
     alerts: list = []
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
 
     records = [read(100), read(105), read(150, who="bob"), read(102)]
     stats = run_scan(records, engine, new_decider(engine, 900), alerts.append, stats=ScanStats())

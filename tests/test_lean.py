@@ -261,7 +261,7 @@ def test_suppressions_read_lean_records_as_whole_ones(tmp_path: Path) -> None:
 
 def test_threshold_alerts_read_their_records_back_alike(tmp_path: Path) -> None:
     """A threshold-lane match keeps only its place in a file; the alert's event is read back
-    from there (engine.stubs). Read back lean, the place must name the same record as read
+    from there (engine.decide.stubs). Read back lean, the place must name the same record as read
     back whole: records out of order in each file, and files of two accounts, make the
     place differ from the position in the file's text."""
     import random

@@ -122,7 +122,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
     matched and that did not), malformed lines and every count are still those of one
     process reading the files."""
     from engine import parallel
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
     from engine.scan import run_scan
     from engine.state import open_store
@@ -167,9 +167,9 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
     """A token request two hours behind the newest record is decided on arrival, and said.
-    Files are read in eventTime order, their records merged (engine.inputs.walk, engine.merge): the
-    late one is in a log file that begins two hours before its name's delivery minute, read
-    after files whose records were released."""
+    Files are read in eventTime order, their records merged (engine.inputs.walk,
+    engine.decide.merge): the late one is in a log file that begins two hours before its name's
+    delivery minute, read after files whose records were released."""
     (tmp_path / "rules.yml").write_text(RULES)
     files = {"1200": ["11:50", "12:00"], "1230": ["12:20"], "1235": ["10:00", "12:30"]}
     for stamp, times in files.items():
@@ -186,7 +186,7 @@ def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) ->
     """parallel_scan over eight files where a worker calls `fail()` on each file it takes;
     the parent scans slowly (50 ms a file), so the worker takes some."""
     from engine import parallel
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.state import open_store
     from tests.support.state import evaluator, make_rule, read
 

@@ -68,7 +68,7 @@ def test_scan_order_directory_gives_the_time_ordered_alerts(archive: dict[str, A
 def test_scan_order_hourly_files_are_merged_record_by_record(archive: dict[str, Any]) -> None:
     """Log files of an hour each (an export): read one file after another, a file's first
     records would trail the previous file's newest by up to an hour; the deciding process
-    merges the open files' records (engine.merge)."""
+    merges the open files' records (engine.decide.merge)."""
     root = archive["root"]
     assert _scan(root, str(root / "hourly"), workers="2") == archive["reference"]
 
@@ -95,7 +95,7 @@ def test_scan_order_any_file_order_gives_the_same_alerts(
     line, scanned in process through iter_paths: the alerts of the sorted records."""
     from engine.conditions.evaluator import Evaluator
     from engine.conditions.functions import TrailguardFunctions
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
     from engine.rules import load_rules
     from engine.scan import run_scan
@@ -193,7 +193,7 @@ def test_merge_releases_every_item_once_in_order(files: list[list[int]], held: i
     """Files in order of their first eventTime, each sorted: the merge hands every item on
     once, as one sorted stream with the merged watermark before each; over MAX_HELD items it
     releases early (every item still once)."""
-    from engine import merge
+    from engine.decide import merge
 
     out: list[tuple[Any, ...]] = []
     watermarks: list[float] = []

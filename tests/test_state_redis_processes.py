@@ -44,7 +44,7 @@ def _scenario(crowd: int = 10) -> list[dict[str, Any]]:
 
 def _live_worker(url: str, records: list[dict[str, Any]], barrier: Any, out: Any) -> None:
     import engine.scan
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.scan import run_scan
     from engine.state import open_store
     from tests.support.state import evaluator
@@ -120,7 +120,7 @@ def _chains() -> list[dict[str, Any]]:
 
 def _live_chain_worker(url: str, records: list[dict[str, Any]], barrier: Any, out: Any) -> None:
     import engine.scan
-    from engine.decide import new_decider
+    from engine.decide.decider import new_decider
     from engine.scan import run_scan
     from engine.state import open_store
     from tests.support.correlation import publish_then_delete, published_not_deleted

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from engine.decide.stubs import RESOLVE_CACHE, STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
 from engine.inputs import files as inputs
 from engine.inputs.files import Refs, iter_paths
 from engine.model import Match
-from engine.stubs import RESOLVE_CACHE, STUB_FIELDS, RecordStub, Resolver, stub_for, stub_of
 from tests.support.records import record
 from tests.support.state import make_rule
 

@@ -11,7 +11,7 @@ from freezegun import freeze_time
 
 from engine.conditions.evaluator import Evaluator
 from engine.conditions.functions import TrailguardFunctions
-from engine.decide import new_decider
+from engine.decide.decider import new_decider
 from engine.errors import RuleError
 from engine.rules import load_rules
 from engine.scan import run_scan

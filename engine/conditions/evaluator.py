@@ -175,7 +175,7 @@ class Evaluator:
         The common case (no rule raises) runs the bucket's one function, which computes the
         group keys too (or, interpreted, the predicates in one comprehension); a record on
         which a rule raises is evaluated again rule by rule, so only that rule loses it. The
-        scan makes Matches from these only where it needs them (engine.decide: the lane
+        scan makes Matches from these only where it needs them (engine.decide.decider: the lane
         takes the pairs as they are). Never mutate the result: it may be shared.
         """
         if self._fused:

@@ -39,7 +39,7 @@ from engine.config import Config
 from engine.daemon.handoff import JournalHandoff, handoff_for
 from engine.daemon.metrics import Metrics, source_type
 from engine.daemon.sources import Delivery, Source
-from engine.decide import Decider, new_decider
+from engine.decide.decider import Decider, new_decider
 from engine.errors import RuleError, StateError
 from engine.inputs.decode import Malformed, ObjectRef, Skipped, decode
 from engine.inputs.files import iter_object, iter_paths

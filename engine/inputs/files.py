@@ -73,7 +73,7 @@ def iter_paths(paths: Sequence[str], on_bytes: ByteCounter | None = None,
     for the n-th record (0-based) of a regular file of up to REREAD_BYTES, which reading
     that file again yields at the same place; else None (stdin, a pipe, a larger file,
     anything not a record). The threshold lane holds stubs of records it can read back this
-    way (engine.stubs)."""
+    way (engine.decide.stubs)."""
     for entry in walk(paths):
         if isinstance(entry, str):  # (mypy narrows the else branch by isinstance only)
             yield from read_file(entry, on_bytes, refs)

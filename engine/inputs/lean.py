@@ -13,7 +13,7 @@ and less memory held per record while a file is scanned.
 
 A lean record is only ever evaluated. What outlives the file (a match's record, the alert's
 `event`) is the whole record, decoded from the record's own bytes (`msgspec.Raw`) when it
-matched: rarely. A threshold-lane match keeps its place in the file instead (engine.stubs).
+matched: rarely. A threshold-lane match keeps its place in the file instead (engine.decide.stubs).
 
 The lean path is only a faster way to the same items. It takes a file only when it is the
 common shape (one regular file of up to inputs.SMALL_BYTES on disk, gzip or not, holding
@@ -45,8 +45,8 @@ __all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "fields_read", 
            "shape_of"]
 
 # What the scan itself reads of every record: its place in time, its identity and copies
-# (engine.decide, engine.stubs), its bucket (engine.conditions.evaluator) and whether it is a record
-# at all (engine.inputs.decode.is_record).
+# (engine.decide.decider, engine.decide.stubs), its bucket (engine.conditions.evaluator) and whether
+# it is a record at all (engine.inputs.decode.is_record).
 DECIDING_FIELDS = ("eventTime", "eventID", "sharedEventID", "recipientAccountId", "awsRegion",
                    "eventSource", "eventName", "eventVersion", "eventType", "eventCategory")
 # A top-level object holding any of these is not a plain log file (a record with a "Records"
@@ -123,7 +123,7 @@ class LeanFile:
         """(the records' indexes in eventTime order, each record's eventTime epoch): the
         order engine.inputs.order gives a file read whole (sorted stably; a record without an
         eventTime sorts at the newest before it), so that the n-th record here is the n-th
-        there, which is how engine.stubs names a record by its place."""
+        there, which is how engine.decide.stubs names a record by its place."""
         epochs: list[float | None] = []
         keys: list[float] = []
         newest = -1e18  # engine.inputs.order._keyed's

@@ -20,7 +20,7 @@ late if they are. A record without a readable eventTime, or an item that is not 
 malformed line, a skipped payload), is placed at the newest eventTime before it: at the
 watermark, as the decider takes it; a failure that cut a file short stays last. An external
 sort yields what is not a record at once: it decides nothing.
-Sorting is deterministic, so a file read again (engine.stubs) yields its records in the same
+Sorting is deterministic, so a file read again (engine.decide.stubs) yields its records in the same
 order, at the same positions.
 """
 

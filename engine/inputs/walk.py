@@ -16,7 +16,7 @@ command line) are merged by key, lazily (heapq.merge). The walk holds one direct
 per account-region and one pending entry per stream, not the archive's paths.
 
 A file's records are sorted when it is read (engine.inputs.order), and the deciding process merges
-the records of the files open at once (engine.merge): files of different account-regions
+the records of the files open at once (engine.decide.merge): files of different account-regions
 overlap by their span (CloudTrail: about 5 minutes; an hourly export: an hour).
 
 Stdin (``-``) and pipes cannot be read ahead: stdin stays where it is named (the paths on

@@ -9,8 +9,8 @@ One interface, three backends chosen by URL (`open_store`):
     redis://host:port/db?prefix=NAME   the same, its keys under NAME: instead of trailguard:
 
 The store knows nothing about rules. It offers two primitives, and the decider
-(engine.decide, engine.state.windows) builds dedup, threshold, first_seen and copy folding on
-them, so the semantics live in one place and every backend gives the same answers:
+(engine.decide.decider, engine.state.windows) builds dedup, threshold, first_seen and copy folding
+on them, so the semantics live in one place and every backend gives the same answers:
 
 - `seen_events(batch)`: claim eventIDs; True for each one already claimed (an exact repeat).
   IDs are kept in buckets of one hour of their own eventTime, because a repeat is the same

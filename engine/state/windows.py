@@ -204,11 +204,11 @@ def _count(group: dict[str, Any], hit: Hit, policy: Policy, live: bool) -> Resul
 
 
 def group_key(rule_id: str, group: str | None) -> str:
-    """The state key of a dedup/threshold group's value (`grouped`; engine.lane too)."""
+    """The state key of a dedup/threshold group's value (`grouped`; engine.decide.lane too)."""
     return f"w\x1f{rule_id}\x1f{group}"
 
 
-# The counting rules below are shared with the decider's threshold lane (engine.lane), which
+# The counting rules below are shared with the decider's threshold lane (engine.decide.lane), which
 # counts in process what `_count` would count, on its own entries: tuples that start as a
 # pending entry does, (eventTime, sharedEventID or "", ...). Each takes either kind.
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.conditions.functions import TrailguardFunctions
-from engine.decide import Decider, new_decider
+from engine.decide.decider import Decider, new_decider
 from engine.durations import parse_duration
 from engine.inputs.eventtime import event_epoch
 from engine.model import Alert, FirstSeen, Rule, Threshold

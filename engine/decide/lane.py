@@ -4,7 +4,7 @@ Why it exists: a rule such as codeartifact-mass-download matches nearly every re
 the bench stream), and each match joins a threshold group that seldom reaches its count. On
 the decider's general path every such match costs a reorder-heap push and a store round
 trip, to change nothing but the group's pending list. In a scan on a store only this process
-writes (engine.decide.new_decider), the lane keeps those groups here instead: a match is
+writes (engine.decide.decider.new_decider), the lane keeps those groups here instead: a match is
 appended to its group's list (no heap, no store), and when the clock passes it the group's
 list is sorted and counted into the same pending list the store would hold, with a few list
 operations per match.
@@ -29,11 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from engine.decide.stubs import Ref, stub_of
 from engine.model import Match, Record, Rule
 from engine.state import StateStore
 from engine.state import windows as win
 from engine.state.windows import Policy
-from engine.stubs import Ref, stub_of
 
 # Lane groups count their waiting matches at most this often (seconds of event time): each
 # count costs a sort and a few list operations per group whatever its size, so counting

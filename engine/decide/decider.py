@@ -16,7 +16,7 @@ the StateStore owns *where*. Two modes:
 A rule with no dedup, threshold or first_seen costs no store access for a record without
 `sharedEventID`: it cannot have copies, and exact repeats were dropped before evaluation.
 
-The threshold lane (engine.lane; scan mode, on a store only this process writes) keeps in
+The threshold lane (engine.decide.lane; scan mode, on a store only this process writes) keeps in
 process the threshold groups that have not reached their count, which is where a rule such
 as codeartifact-mass-download puts nearly every record. The decider keeps the clock for it:
 it hands the lane only matches within the lateness, asks it to count what the clock has
@@ -35,16 +35,17 @@ from typing import Any
 
 import orjson
 
-from engine import correlation, jsonsafe
+from engine import jsonsafe
 from engine.conditions.evaluator import Compiled, Evaluator
+from engine.decide import correlation
+from engine.decide.lane import Counted, Queued, ThresholdLane
+from engine.decide.plan import Plan, plan_for
+from engine.decide.stubs import Ref
 from engine.inputs.eventtime import event_epoch, iso, now_iso
-from engine.lane import Counted, Queued, ThresholdLane
 from engine.model import Alert, Match, Record, Rule, alert_id_for, key_text
-from engine.plan import Plan, plan_for
 from engine.state import StateStore, Update, open_store
 from engine.state import windows as win
 from engine.state.windows import Hit, group_key
-from engine.stubs import Ref
 
 MODES = ("scan", "live")
 REPORT_EVERY = 60.0  # seconds of event time between watermark reports to the store
@@ -77,7 +78,7 @@ class Decider:
             {rule_id: plan.policy for rule_id, plan in plans.items()
              if lane and mode == "scan" and plan.policy.count > 1 and plan.novelty is None
              and plan.distinct is None}, store, self._buffer, self._seq)
-        # Lane matches hold their record, or a way back to it (engine.stubs); a group handed
+        # Lane matches hold their record, or a way back to it (engine.decide.stubs); a group handed
         # to the general path takes stubs into the buffer, and this makes them whole for
         # _decide.
         self.resolve: Callable[[Match], Match] | None = None
@@ -152,8 +153,8 @@ class Decider:
             if self.hold(match.rule, match.group_key, t, record.get("eventID"),
                          record.get("sharedEventID"), record.get("recipientAccountId"),
                          record.get("eventTime"),
-                         # not a plain dict: a RecordStub (engine.stubs). mypy does not narrow
-                         # on `type(x) is dict` failing, and isinstance would cost per match.
+                         # not a plain dict: a RecordStub (engine.decide.stubs). mypy does not
+                         # narrow on `type(x) is dict` failing, and isinstance would cost per match.
                          record if type(record) is dict else record.back):  # type: ignore[attr-defined]
                 return due
             self.lane.hand_over(group_key(rule_id, match.group_key))  # e.g. odd ids: general
@@ -165,7 +166,7 @@ class Decider:
              account: Any, time: Any, record: Record | Ref | bytes) -> bool:
         """`offer` for a match of a lane rule, without a Match: the scans call this for
         nearly every record, with its eventID, sharedEventID, recipientAccountId and
-        eventTime; `record` is the record, or its way back (engine.stubs) when the caller has
+        eventTime; `record` is the record, or its way back (engine.decide.stubs) when the caller has
         one. False when the lane cannot take the match (late, newer than the watermark, or
         ThresholdLane.hold's reasons): offer it. engine.parallel._decide_file inlines this
         (once per record): change both together.
@@ -274,7 +275,7 @@ class Decider:
         out: list[Alert] = []
         resolve = self.resolve or _whole
         for start in range(0, len(items), BATCH):
-            # A stub (engine.stubs) waits as one and is made whole here, a batch at a time:
+            # A stub (engine.decide.stubs) waits as one and is made whole here, a batch at a time:
             # the end of a scan decides everything still waiting at once.
             hits = [(self.plans[m.rule.id], t, resolve(m)) for m, t in items[start:start + BATCH]]
             out.extend(self._decide_batch(

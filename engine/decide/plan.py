@@ -2,7 +2,7 @@
 
 A module of its own because it is the one place that turns a rule's YAML terms (threshold,
 dedup, sequence, absence, the lateness) into the seconds the state functions count with;
-the decider (engine.decide) and engine.correlation only read a Plan.
+the decider (engine.decide.decider) and engine.decide.correlation only read a Plan.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Plan:
     summarise: Callable[[Record], str]
     novelty: Compiled | None = None  # the first_seen value expression
     distinct: Compiled | None = None  # threshold.distinct
-    chain: Chain | None = None  # a sequence or absence rule (engine.correlation)
+    chain: Chain | None = None  # a sequence or absence rule (engine.decide.correlation)
 
 
 def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) -> Plan:

@@ -28,7 +28,7 @@ from engine.state import sequences as sq
 from engine.state.windows import Hit, Result
 
 if TYPE_CHECKING:
-    from engine.plan import Plan
+    from engine.decide.plan import Plan
 
 NO_GROUP = "\x00"  # a rule without group_by, in a state key (a group may be the empty string)
 
