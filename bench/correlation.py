@@ -41,7 +41,7 @@ def measure(mode: str, events: int) -> dict[str, float]:
     from engine.conditions.evaluator import Evaluator
     from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
-    from engine.scan import run_scan, tune_gc
+    from engine.scan.pipeline import run_scan, tune_gc
     from engine.startup import prepare, rules_of
 
     files = generate(OUT / f"stream-{events}", events)

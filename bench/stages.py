@@ -10,11 +10,11 @@ one process. Each stage is timed alone, in this order, the medians of R runs:
   lean decode           msgspec into the fields the pack reads (engine.inputs.lean)
   order                 each file's records sorted on eventTime (engine.inputs.order's key)
   evaluate              Evaluator.matched on every lean record (the compiled buckets)
-  scan loop             engine.parallel._scan_lean whole, minus evaluate and order
+  scan loop             engine.scan.parallel._scan_lean whole, minus evaluate and order
   decide                the full scan's CPU minus every stage above: merge, dedup,
                         threshold lane, alerts
 
-The full scan is `engine.parallel.parallel_scan` over the archive, as `trailguard scan
+The full scan is `engine.scan.parallel.parallel_scan` over the archive, as `trailguard scan
 --workers 1` runs it. The stages' sum is not exactly the scan's (allocator and cache state
 differ when a stage runs alone): the point is which stage is worth a design change.
 """
@@ -45,7 +45,6 @@ def measure(events: int) -> dict[str, float]:
     import orjson
 
     from bench.streamgen import generate
-    from engine import parallel
     from engine.conditions.evaluator import Evaluator
     from engine.conditions.functions import TrailguardFunctions
     from engine.decide.decider import new_decider
@@ -55,7 +54,8 @@ def measure(events: int) -> dict[str, float]:
     from engine.inputs.lean import LeanReader, fields_read
     from engine.pack import shipped_rules
     from engine.rules import load_rules
-    from engine.scan import tune_gc
+    from engine.scan import parallel
+    from engine.scan.pipeline import tune_gc
     from engine.state import open_store
 
     files = [str(path) for path in generate(OUT / f"stream-{events}", events)]

@@ -42,7 +42,7 @@ def measure(backend: str, events: int, redis_url: str) -> dict[str, float]:
     from engine.inputs.files import iter_paths
     from engine.pack import shipped_rules
     from engine.rules import load_rules
-    from engine.scan import run_scan, tune_gc
+    from engine.scan.pipeline import run_scan, tune_gc
     from engine.state import open_store
 
     tune_gc()  # as `trailguard scan` runs

@@ -156,8 +156,8 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
     from engine.conditions.functions import TrailguardFunctions
     from engine.decide.decider import new_decider
     from engine.inputs.files import walk
-    from engine.parallel import parallel_scan
     from engine.rules import load_rules
+    from engine.scan.parallel import parallel_scan
     from engine.state import open_store
 
     functions = TrailguardFunctions()
@@ -178,7 +178,7 @@ def _scan(files: list[Path], extra: int, engine: str, workers: int = 1,
 def measure(mode: str, events: int, naive_events: int, engine: str) -> Result:
     """One measurement in this process: events/s, CPU seconds and peak RSS (MB)."""
     from bench.streamgen import generate
-    from engine.scan import tune_gc
+    from engine.scan.pipeline import tune_gc
 
     files = generate(OUT / f"stream-{events}", events)
     tune_gc()  # every mode, as `trailguard scan` runs: the baselines get the same help

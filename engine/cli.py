@@ -121,9 +121,9 @@ def _scan(args: argparse.Namespace) -> int:
     from engine.conditions.evaluator import Evaluator
     from engine.decide.decider import new_decider
     from engine.inputs.files import STDIN, Refs, iter_paths, walk
-    from engine.parallel import parallel_scan
-    from engine.report import Progress, summary
-    from engine.scan import ScanStats, run_scan, tune_gc
+    from engine.scan.parallel import parallel_scan
+    from engine.scan.pipeline import ScanStats, run_scan, tune_gc
+    from engine.scan.report import Progress, summary
     from engine.startup import prepare, rules_of
     from engine.state import open_store
     from engine.stdout import guard
@@ -132,7 +132,7 @@ def _scan(args: argparse.Namespace) -> int:
     tune_gc()
     stdout = guard()  # `scan ... | head`: a reader that stops is normal, not a failure
     if args.report:
-        from engine.backtest import Backtest, check_target, write_report
+        from engine.scan.backtest import Backtest, check_target, write_report
 
         check_target(args.report)
     setup = prepare(args.config, args.rules)
@@ -209,7 +209,7 @@ class _AlertSink:
         elif getattr(self.out, "gone", False):  # engine.stdout: the reader stopped reading,
             raise BrokenPipeError  # and stdout is where every alert goes: stop, quietly
         elif self.format == "text":
-            from engine.report import alert_text
+            from engine.scan.report import alert_text
 
             self.out.write(alert_text(alert).encode() + b"\n")
         else:

@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.errors import StateError
     from engine.outputs import build_dispatcher
     from engine.redaction import register_url_password
-    from engine.scan import tune_gc
+    from engine.scan.pipeline import tune_gc
     from engine.startup import prepare
     from engine.state import open_store
 

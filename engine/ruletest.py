@@ -21,7 +21,7 @@ from engine.conditions.evaluator import Evaluator
 from engine.conditions.functions import TrailguardFunctions
 from engine.decide.decider import new_decider
 from engine.model import Alert, Rule, RuleTest
-from engine.scan import run_scan
+from engine.scan.pipeline import run_scan
 from engine.suppressions import Suppression
 from engine.suppressor import Suppressor, build_suppressor
 

@@ -1,8 +1,8 @@
 """Applying suppressions (engine.suppressions loads them): drop suppressed matches, count them.
 
-A suppression drops a *match* before any state: engine.scan, engine.parallel, the daemon and
-rule tests call `Suppressor.filter` (or `split` then `count`) on the (rule, group) pairs the
-evaluator gives, before the decider sees them. Expiry is read from the wall clock at each
+A suppression drops a *match* before any state: engine.scan.pipeline, engine.scan.parallel, the
+daemon and rule tests call `Suppressor.filter` (or `split` then `count`) on the (rule, group) pairs
+the evaluator gives, before the decider sees them. Expiry is read from the wall clock at each
 match (`clock`), so a daemon stops suppressing at `expires` without a reload; a condition
 that raises suppresses nothing and is counted in `errors`.
 """
@@ -35,7 +35,7 @@ class Suppressor:
 
     Built once per rule set. `filter` costs one dict lookup per matched rule that no
     suppression names. `split` finds without counting, for a process that is not the one
-    that knows whether the record is a repeat (engine.parallel): that one `count`s."""
+    that knows whether the record is a repeat (engine.scan.parallel): that one `count`s."""
 
     def __init__(self, suppressions: Sequence[Suppression], compile_: Compile,
                  clock: Clock | None = None) -> None:

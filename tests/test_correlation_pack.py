@@ -20,7 +20,7 @@ from engine.conditions.functions import TrailguardFunctions
 from engine.decide.decider import new_decider
 from engine.inputs.files import iter_paths
 from engine.model import Rule
-from engine.scan import run_scan
+from engine.scan.pipeline import run_scan
 from engine.startup import prepare, rules_of
 from tests.support.cli import REPO, run_cli
 from tests.test_rule_pack import CONFIG, ENVELOPES

@@ -25,7 +25,7 @@ from engine.decide.stubs import Resolver
 from engine.inputs import files as inputs
 from engine.inputs.files import Refs, iter_paths
 from engine.model import Alert, Rule
-from engine.scan import ScanStats, run_scan, scan_items
+from engine.scan.pipeline import ScanStats, run_scan, scan_items
 from engine.state import open_store
 from tests.support.state import copies, evaluator, make_rule, read, view
 

@@ -15,7 +15,7 @@ from freezegun import freeze_time
 
 from engine.inputs.eventtime import event_epoch, iso
 from engine.model import alert_id_for
-from engine.scan import ScanStats, run_scan
+from engine.scan.pipeline import ScanStats, run_scan
 from engine.state import open_store
 from engine.state.windows import MAX_IDS
 from tests.support.redis import empty_redis
@@ -78,7 +78,8 @@ def test_s02_persistent_store_remembers_event_ids_across_runs(tmp_path: Path) ->
 def test_s03_event_ids_are_remembered_for_a_horizon_of_event_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Within the horizon a repeat is dropped; well past it (1h in memory) it is evaluated."""
-    monkeypatch.setattr("engine.scan.BATCH", 1)  # claim each record after the one before it
+    # claim each record after the one before it
+    monkeypatch.setattr("engine.scan.pipeline.BATCH", 1)
     first = read(0)
     repeat_soon, repeat_late = copy.deepcopy(first), copy.deepcopy(first)
     alerts = scan([PLAIN], [first, read(30), repeat_soon, read(200), repeat_late])
@@ -92,7 +93,7 @@ def test_s34_a_backfilled_record_is_remembered_from_its_arrival(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Old records read after newer ones (past the 1h horizon by their own eventTime) are
     still recognised when repeated later in the same backfill."""
-    monkeypatch.setattr("engine.scan.BATCH", 1)
+    monkeypatch.setattr("engine.scan.pipeline.BATCH", 1)
     old = read(0)
     records = [read(600), read(601, who="bob"), old, read(602), copy.deepcopy(old),
                read(630), copy.deepcopy(old)]

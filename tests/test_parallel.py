@@ -121,10 +121,10 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
     whatever a file's size): thresholds across chunks and files, repeats (of records that
     matched and that did not), malformed lines and every count are still those of one
     process reading the files."""
-    from engine import parallel
     from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
-    from engine.scan import run_scan
+    from engine.scan import parallel
+    from engine.scan.pipeline import run_scan
     from engine.state import open_store
     from tests.support.state import at, evaluator, make_rule, read, views
 
@@ -185,8 +185,8 @@ def test_the_summary_counts_late_matches(tmp_path: Path, workers: str) -> None:
 def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) -> None:
     """parallel_scan over eight files where a worker calls `fail()` on each file it takes;
     the parent scans slowly (50 ms a file), so the worker takes some."""
-    from engine import parallel
     from engine.decide.decider import new_decider
+    from engine.scan import parallel
     from engine.state import open_store
     from tests.support.state import evaluator, make_rule, read
 

@@ -98,7 +98,7 @@ def test_scan_order_any_file_order_gives_the_same_alerts(
     from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
     from engine.rules import load_rules
-    from engine.scan import run_scan
+    from engine.scan.pipeline import run_scan
     from engine.state import open_store
 
     root = archive["root"]

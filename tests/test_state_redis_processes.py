@@ -43,13 +43,13 @@ def _scenario(crowd: int = 10) -> list[dict[str, Any]]:
 
 
 def _live_worker(url: str, records: list[dict[str, Any]], barrier: Any, out: Any) -> None:
-    import engine.scan
+    import engine.scan.pipeline
     from engine.decide.decider import new_decider
-    from engine.scan import run_scan
+    from engine.scan.pipeline import run_scan
     from engine.state import open_store
     from tests.support.state import evaluator
 
-    engine.scan.BATCH = 4  # small batches: the two processes interleave record by record
+    engine.scan.pipeline.BATCH = 4  # small batches: the two processes interleave record by record
     rule = make_rule("denied", threshold=(20, "10m"), condition=(
         "eventSource == 'codeartifact.amazonaws.com' && errorCode == 'AccessDenied'"))
     rules = evaluator([rule])
@@ -119,14 +119,14 @@ def _chains() -> list[dict[str, Any]]:
 
 
 def _live_chain_worker(url: str, records: list[dict[str, Any]], barrier: Any, out: Any) -> None:
-    import engine.scan
+    import engine.scan.pipeline
     from engine.decide.decider import new_decider
-    from engine.scan import run_scan
+    from engine.scan.pipeline import run_scan
     from engine.state import open_store
     from tests.support.correlation import publish_then_delete, published_not_deleted
     from tests.support.state import evaluator
 
-    engine.scan.BATCH = 4  # small batches: the two processes interleave record by record
+    engine.scan.pipeline.BATCH = 4  # small batches: the two processes interleave record by record
     rules = evaluator([publish_then_delete(rule_id="pd"), published_not_deleted(rule_id="pn")])
     alerts: list[dict[str, Any]] = []
     with open_store(url) as store:

@@ -14,7 +14,7 @@ from engine.conditions.functions import TrailguardFunctions
 from engine.decide.decider import new_decider
 from engine.errors import RuleError
 from engine.rules import load_rules
-from engine.scan import run_scan
+from engine.scan.pipeline import run_scan
 from engine.suppressions import load_suppressions, parse_expiry
 from engine.suppressor import build_suppressor
 from tests.support.cli import run_cli

@@ -45,7 +45,7 @@ from engine.inputs.decode import Malformed, ObjectRef, Skipped, decode
 from engine.inputs.files import iter_object, iter_paths
 from engine.model import Alert
 from engine.rules import RuleSet, discover, load_rules
-from engine.scan import BATCH, ScanStats, scan_batch
+from engine.scan.pipeline import BATCH, ScanStats, scan_batch
 from engine.state import StateStore
 from engine.state.redisbatch import Conflict
 from engine.suppressor import Suppressor, suppressor_for

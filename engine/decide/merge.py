@@ -4,7 +4,7 @@ engine.inputs.walk hands files out in order of their time key and engine.inputs.
 each file's records, but files of different accounts and regions cover overlapping spans (a
 CloudTrail file, 5 minutes; an hourly export, an hour): decided one file after the other, a
 file's early records would trail the previous file's newest by up to its span, and past
-allowed_lateness they are late. The deciding parent of `scan` (engine.parallel) therefore
+allowed_lateness they are late. The deciding parent of `scan` (engine.scan.parallel) therefore
 merges the records of the files it receives, in order, as a k-way merge: a record is decided
 once no file still to come can hold an earlier one. Files come in order of their key
 (engine.inputs.walk): a file without a stamp is keyed by its earliest record, so nothing after
@@ -14,10 +14,10 @@ records up to S - span are released. Files whose records are all decided are clo
 held is `span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD
 items (past either, the earliest are decided anyway, and may then be late).
 
-Its items (MergeItems, not engine.inputs.decode's Item) are engine.parallel's FileResult.records
-tuples: (eventID or record, eventTime, watermark before it in its file, ...). They are handed
-on as they are, each with the merged stream's watermark before it beside it (a float in a
-list: rebuilding each tuple with it cost more than the heap). A file's last watermark (what
+Its items (MergeItems, not engine.inputs.decode's Item) are engine.scan.parallel's
+FileResult.records tuples: (eventID or record, eventTime, watermark before it in its file, ...).
+They are handed on as they are, each with the merged stream's watermark before it beside it (a float
+in a list: rebuilding each tuple with it cost more than the heap). A file's last watermark (what
 its records without an eventID reached) goes through the merge as a watermark-only item,
 (None, epoch, ...), which the decider's claim ignores.
 """
@@ -39,7 +39,7 @@ __all__ = ["MAX_OPEN", "Merge"]
 SPAN = 15 * 60.0
 MAX_OPEN = 256  # files open at once: past this, the earliest record is decided anyway
 MAX_HELD = 100_000  # items held at once (a file stamped days after a record): the same
-BATCH = 2_000  # merged items handed to the decider at a time (as engine.parallel's chunks)
+BATCH = 2_000  # merged items handed to the decider at a time (as engine.scan.parallel's chunks)
 MergeItems = list[tuple[Any, ...]]  # FileResult.records tuples, not engine.inputs.decode.Item
 MergeHits = list[tuple[int, Any]]  # (index of an item in its batch, its suppressed matches)
 # The decider's side: a batch of items, the merged stream's watermark before each (the

@@ -14,8 +14,8 @@ match is late): rarely. Two ways back, by where the record came from:
   quarter of the parsed record's memory and one `orjson.dumps`. A large file is not read
   again: a stub asked for far from the last one would mean reading it again from the start.
 
-Both `scan` paths use this: one process (engine.scan) and `--workers` (engine.parallel),
-whose workers send a stub's values instead of the record.
+Both `scan` paths use this: one process (engine.scan.pipeline) and `--workers`
+(engine.scan.parallel), whose workers send a stub's values instead of the record.
 """
 
 from __future__ import annotations

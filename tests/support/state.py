@@ -17,7 +17,7 @@ from engine.decide.decider import Decider, new_decider
 from engine.durations import parse_duration
 from engine.inputs.eventtime import event_epoch
 from engine.model import Alert, FirstSeen, Rule, Threshold
-from engine.scan import run_scan
+from engine.scan.pipeline import run_scan
 from engine.state import StateStore
 from tests.support.records import record
 

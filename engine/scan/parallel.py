@@ -62,7 +62,7 @@ from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import REREAD_BYTES, ByteCounter, Entry, Refs, read_file
 from engine.inputs.lean import LeanFile, LeanReader, fields_read
 from engine.model import Alert, Match
-from engine.scan import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
+from engine.scan.pipeline import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.skips import Skips
 from engine.state import StateStore
 from engine.suppressor import Hit, Suppressor

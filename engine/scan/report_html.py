@@ -1,4 +1,4 @@
-"""The backtest report as one self-contained HTML file (engine.backtest builds the data).
+"""The backtest report as one self-contained HTML file (engine.scan.backtest builds the data).
 
 Self-contained means it fetches nothing when opened: the CSS is inline, the chart is an
 inline SVG drawn here (stacked bars of alerts per rule per day; no JavaScript, no chart

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from engine.conditions.evaluator import Evaluator
 from engine.model import Alert
-from engine.scan import ScanStats
+from engine.scan.pipeline import ScanStats
 from engine.suppressor import Suppressor
 
 

@@ -4,7 +4,7 @@ The report is built from the very alerts the scan emits (each one passes through
 `Backtest.note` on its way out) and from the counters the scan already keeps (the
 evaluator's matches and errors, the suppressor's counts, the scan's event span), so its
 numbers agree with the alerts written, by construction. SPEC §9 gives the JSON shape; the HTML
-(engine.report_html) shows the same data.
+(engine.scan.report_html) shows the same data.
 
 Choices: an alert's day is the UTC date of its `first_event_time` (the day it happened, not
 the day it was detected); `top_groups` ranks group keys by alerts, ties by key, ten at most;
@@ -25,7 +25,7 @@ import orjson
 from engine.conditions.evaluator import Evaluator
 from engine.inputs.eventtime import iso
 from engine.model import Alert
-from engine.scan import ScanStats
+from engine.scan.pipeline import ScanStats
 from engine.suppressor import Suppressor
 
 TOP_GROUPS = 10
@@ -102,6 +102,6 @@ def write_report(path: str, document: dict[str, Any]) -> None:
     if target.suffix.lower() == ".json":
         target.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
         return
-    from engine.report_html import render
+    from engine.scan.report_html import render
 
     target.write_text(render(document), encoding="utf-8")
