@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from engine.inputs.files import iter_paths
+from engine.inputs.lean import DECIDING_FIELDS, LeanReader
 from engine.model import Match, Record
 
 if TYPE_CHECKING:
-    from engine.inputs.lean import LeanFile, LeanReader
+    from engine.inputs.lean import LeanFile
 
 STUB_FIELDS = ("eventID", "sharedEventID", "recipientAccountId", "eventTime")
 RESOLVE_CACHE = 12  # files whose records are kept for reading stubs back, last used kept
@@ -85,8 +86,11 @@ class Resolver:
     whose event has the four fields only) if it is gone, rather than alert on another
     record."""
 
-    def __init__(self, lean: LeanReader | None = None) -> None:
-        self._lean = lean
+    def __init__(self, lean: bool = False) -> None:
+        # Reading back needs only each record's place and eventID: a reader of the fields
+        # the scan itself reads takes exactly the files the scan's reader took (the same
+        # checks: shape, identity fields, UTF-8), and holds a twentieth of their records.
+        self._lean = LeanReader([(name,) for name in DECIDING_FIELDS]) if lean else None
         self._files: dict[str, _Records] = {}
         self.files_read = 0  # times a file was read again
         self.missing = 0  # stubs whose record could not be found again
@@ -145,19 +149,21 @@ class _WholeRecords:
 
 
 class _LeanRecords:
-    __slots__ = ("decoded", "lean", "order")
+    __slots__ = ("decoded", "event_ids", "lean", "order")
 
     def __init__(self, lean: LeanFile) -> None:
         self.lean = lean
         self.order = lean.time_order()[0]
+        self.event_ids = [record.get("eventID") for record in lean.records]
+        lean.records = []  # kept: the text, to decode the records asked for whole
         self.decoded: dict[int, Record] = {}
 
     def find(self, position: int, event_id: Any) -> Record | None:
-        records, order = self.lean.records, self.order
-        if position < len(order) and records[order[position]].get("eventID") == event_id:
+        event_ids, order = self.event_ids, self.order
+        if position < len(order) and event_ids[order[position]] == event_id:
             return self._whole(order[position])
-        return next((self._whole(n) for n, r in enumerate(records) if event_id is not None
-                     and r.get("eventID") == event_id), None)
+        return next((self._whole(n) for n, found in enumerate(event_ids)
+                     if event_id is not None and found == event_id), None)
 
     def _whole(self, n: int) -> Record | None:
         record = self.decoded.get(n)

@@ -300,7 +300,7 @@ def parallel_scan(
     # decoding out when a scan surprises (docs/performance.md)
     whole = os.environ.get("TRAILGUARD_WHOLE_RECORDS", "") not in ("", "0")
     _LEAN = LeanReader(fields) if fields is not None and not whole else None
-    decider.resolve = Resolver(_LEAN)
+    decider.resolve = Resolver(lean=_LEAN is not None)
     merge = Merge(lambda items, befores, hits: _decide_file(
         FileResult(records=items, suppressed=hits), evaluator, decider, store, emit, stats,
         suppressor, befores))
