@@ -11,8 +11,9 @@ one process. Each stage is timed alone, in this order, the medians of R runs:
   order                 each file's records sorted on eventTime (engine.inputs.order's key)
   evaluate              Evaluator.matched on every lean record (the compiled buckets)
   scan loop             engine.scan.parallel._scan_lean whole, minus evaluate and order
-  decide                the full scan's CPU minus every stage above: merge, dedup,
-                        threshold lane, alerts
+  decide alone          merge and decide those items, held in memory (no scanning around it)
+  decide                the full scan's CPU minus every stage above but "decide alone":
+                        merge, dedup, threshold lane, alerts, in the scan's company
 
 The full scan is `engine.scan.parallel.parallel_scan` over the archive, as `trailguard scan
 --workers 1` runs it. The stages' sum is not exactly the scan's (allocator and cache state
@@ -89,20 +90,56 @@ def measure(events: int) -> dict[str, float]:
     evaluator, store, decider = fresh()
     parallel._EVALUATOR, parallel._LANE, parallel._SUPPRESSOR = evaluator, decider.lane_rules, None
     loop = 0.0
-    for path in files:
+    archive = str(Path(files[0]).parents[6])
+    scanned = []  # in the order the scan decides them
+    for path in walk([archive]):
+        assert isinstance(path, str)
         lean = reader.read(path)
         assert lean is not None
-        spent, _ = _timed(lambda: parallel._scan_lean(path, lean, evaluator))  # noqa: B023
+        spent, results = _timed(lambda: parallel._scan_lean(path, lean, evaluator))  # noqa: B023
         loop += spent
+        scanned.extend(results)
     costs["scan loop"] = max(0.0, loop - costs["evaluate"] - costs["order"])
+    costs["decide alone"] = _decide_alone(scanned, fresh)
 
     evaluator, store, decider = fresh()
     costs["full scan"], stats = _timed(lambda: parallel.parallel_scan(
-        walk([str(Path(files[0]).parents[6])]), 1, evaluator, decider, store, lambda a: None))
+        walk([archive]), 1, evaluator, decider, store, lambda a: None))
     assert stats.events == events
-    parts = ("read + gunzip", "lean decode", "order", "evaluate", "scan loop")
+    parts = ("read + gunzip", "lean decode", "order", "evaluate", "scan loop")  # not alone
     costs["decide"] = max(0.0, costs["full scan"] - sum(costs[p] for p in parts))
     return costs
+
+
+def _decide_alone(scanned: list[Any], fresh: Callable[[], tuple[Any, Any, Any]]) -> float:
+    """CPU to merge and decide items already scanned (held in memory), as parallel_scan
+    does: what deciding costs without the scan's other work around it."""
+    from dataclasses import replace
+
+    from engine.decide.merge import Merge
+    from engine.decide.stubs import Resolver
+    from engine.scan import parallel
+    from engine.scan.pipeline import ScanStats, emit_counted
+
+    evaluator, store, decider = fresh()
+    decider.resolve = Resolver(lean=True)
+    stats = ScanStats()
+
+    def emit(alert: Any) -> None:
+        pass
+
+    merge = Merge(lambda items, befores, hits: parallel._decide_file(
+        parallel.FileResult(records=items, suppressed=hits), evaluator, decider, store, emit,
+        stats, None, befores))
+    started = time.process_time()
+    for result in scanned:
+        parallel._decide_file(replace(result, records=[], last_epoch=float("-inf")),
+                              evaluator, decider, store, emit, stats)
+        merge.add(result.records, result.last_epoch, result.path)
+    merge.close()
+    for alert in decider.flush():
+        emit_counted(alert, emit, stats)
+    return time.process_time() - started
 
 
 def main() -> None:
