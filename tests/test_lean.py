@@ -283,3 +283,58 @@ def test_threshold_alerts_read_their_records_back_alike(tmp_path: Path) -> None:
     mass = [a for a in alerts if a["rule_id"] == "codeartifact-mass-download"]
     assert mass and all(a["event"]["eventName"] == "ReadFromRepository" for a in mass)
     assert all("requestID" in a["event"] for a in mass)  # whole, not a stub
+
+
+_TIMES = st.one_of(
+    st.builds(lambda m, s: f"2024-03-01T10:{m:02d}:{s:02d}Z", st.integers(0, 59),
+              st.integers(0, 59)),
+    st.sampled_from(["2024-03-01T10:00:00.5Z", "2024-03-01T10:00:00+02:00", "yesterday", ""]),
+    st.none())
+_CALLS = st.sampled_from(["ReadFromRepository", "GetAuthorizationToken",
+                          "PublishPackageVersion", "DeletePackageVersions", "ListPackages"])
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(st.tuples(_TIMES, _CALLS, st.sampled_from(["a", "b", "c", None]),
+                                 st.sampled_from([None, "s1", "s2"]), st.booleans()),
+                       min_size=1, max_size=40),
+       chunk=st.sampled_from([2, 7, 2_000]))
+def test_a_file_read_lean_gives_the_results_it_gives_read_whole(
+        tmp_path: Path, events: list[tuple[Any, str, Any, Any, bool]], chunk: int) -> None:
+    """engine.scan.parallel's results for one file, item by item, chunk by chunk: lean and
+    whole alike, for records out of order, without or with odd eventTimes, repeated
+    eventIDs, copies (sharedEventID) and missing fields, across chunk boundaries."""
+    from engine.decide.decider import new_decider
+    from engine.scan import parallel
+
+    records = []
+    for n, (time, name, event_id, call, errored) in enumerate(events):
+        changes: dict[str, Any] = {"eventName": name,
+                                   "eventID": f"id-{event_id}" if event_id else f"u{n}"}
+        if time is not None:
+            changes["eventTime"] = time
+        if call is not None:
+            changes["sharedEventID"] = call
+        if errored:
+            changes["errorCode"] = "AccessDenied"
+        made = record(**changes)
+        if time is None:
+            del made["eventTime"]
+        if event_id is None and n % 3 == 0:
+            del made["eventID"]
+        records.append(made)
+    path = tmp_path / "file.json"
+    path.write_bytes(orjson.dumps({"Records": records}))
+    evaluator = _EVALUATOR
+    decider = new_decider(evaluator, 900.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parallel, "CHUNK_RECORDS", chunk)
+        patch.setattr(parallel, "_EVALUATOR", evaluator)
+        patch.setattr(parallel, "_LANE", decider.lane_rules)
+        patch.setattr(parallel, "_LEAN", _READER)
+        lean = list(parallel._scan_file(str(path)))
+        patch.setattr(parallel, "_LEAN", None)
+        whole = list(parallel._scan_file(str(path)))
+    assert _READER.read(str(path)) is not None
+    assert lean == whole
