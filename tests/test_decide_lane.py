@@ -188,6 +188,7 @@ def test_a_lane_group_with_copies_keeps_only_the_copies_of_what_it_counts() -> N
     decider = new_decider(engine, LATENESS, open_store("memory://"))
     records = [record for minute in range(0, 12 * 60, 2) for record in copies(minute, "alice")]
     scan_items(records, engine, decider, decider.store, lambda alert: None, ScanStats(), None)
-    key = next(iter(decider._lane))  # the scan is not over: the group is still on the lane
-    assert len(decider._copies[key]) <= len(decider._lane[key])
-    assert len(decider._lane[key]) <= 6  # a ten-minute window of calls two minutes apart
+    # the scan is not over: the group is still on the lane
+    group = next(iter(decider.lane.groups.values()))
+    assert len(group.copies or {}) <= len(group.pending)
+    assert len(group.pending) <= 6  # a ten-minute window of calls two minutes apart

@@ -38,7 +38,7 @@ import orjson
 from engine import jsonsafe
 from engine.conditions.evaluator import Compiled, Evaluator
 from engine.decide import correlation
-from engine.decide.lane import Counted, Queued, ThresholdLane
+from engine.decide.lane import Queued, ThresholdLane
 from engine.decide.plan import Plan, plan_for
 from engine.decide.stubs import Ref
 from engine.inputs.eventtime import event_epoch, iso, now_iso
@@ -117,16 +117,6 @@ class Decider:
     def lane_rules(self) -> frozenset[str]:
         """The ids of the rules whose matches go to the threshold lane (see the module's doc)."""
         return self.lane.rules
-
-    # tests/test_decide_lane.py looks into the lane's groups by these, as they were named
-    # when the lane was part of the decider.
-    @property
-    def _lane(self) -> dict[str, list[Counted]]:
-        return {key: lane.pending for key, lane in self.lane.groups.items()}
-
-    @property
-    def _copies(self) -> dict[str, dict[int, list[Counted]]]:
-        return {key: lane.copies or {} for key, lane in self.lane.groups.items()}
 
     def offer(self, match: Match, epoch: float | None = None) -> list[Alert]:
         """Take one match (`epoch`: its record's eventTime, if the caller has it); return the
