@@ -208,9 +208,9 @@ def test_files_the_lean_path_refuses_are_read_the_general_way(tmp_path: Path, na
     assert lean[0] in (0, 1) and "events" in lean[2]
 
 
-def _scan(*paths: Path, whole: bool = False) -> tuple[int, str, str]:
+def _scan(*paths: Path, whole: bool = False, workers: int = 1) -> tuple[int, str, str]:
     """(exit status, alerts, summary without its timings) of `trailguard scan paths`."""
-    done = run_cli("scan", "--workers", "1", *map(str, paths),
+    done = run_cli("scan", "--workers", str(workers), *map(str, paths),
                    env={"TRAILGUARD_WHOLE_RECORDS": "1" if whole else "0"}, timeout=180)
     return done.returncode, _NOW.sub('"detected_at":""', done.stdout), _TIMINGS.sub("", done.stderr)
 
@@ -241,6 +241,7 @@ def test_scan_alerts_are_the_same_lean_and_whole(tmp_path: Path) -> None:
     lean, whole = _scan(files[0].parents[6], *real), _scan(files[0].parents[6], *real, whole=True)
     assert lean == whole
     assert lean[0] == 0 and lean[1].count("\n") > 0
+    assert _scan(files[0].parents[6], *real, workers=2) == lean  # workers inherit the reader
 
 
 def test_suppressions_read_lean_records_as_whole_ones(tmp_path: Path) -> None:
