@@ -10,7 +10,7 @@ one process. Each stage is timed alone, in this order, the medians of R runs:
   lean decode           msgspec into the fields the pack reads (engine.inputs.lean)
   order                 each file's records sorted on eventTime (engine.inputs.order's key)
   evaluate              Evaluator.matched on every lean record (the compiled buckets)
-  scan loop             engine.scan.parallel._scan_lean whole, minus evaluate and order
+  scan loop             engine.scan.filescan.scan_lean whole, minus evaluate and order
   decide alone          merge and decide those items, held in memory (no scanning around it)
   decide                the full scan's CPU minus every stage above but "decide alone":
                         merge, dedup, threshold lane, alerts, in the scan's company
@@ -55,7 +55,7 @@ def measure(events: int) -> dict[str, float]:
     from engine.inputs.lean import LeanReader, fields_read
     from engine.pack import shipped_rules
     from engine.rules import load_rules
-    from engine.scan import parallel
+    from engine.scan import filescan, parallel
     from engine.scan.pipeline import tune_gc
     from engine.state import open_store
 
@@ -88,7 +88,7 @@ def measure(events: int) -> dict[str, float]:
         costs["evaluate"] += _timed(lambda: [matched(r) for r in records])[0]  # noqa: B023
 
     evaluator, store, decider = fresh()
-    parallel._EVALUATOR, parallel._LANE, parallel._SUPPRESSOR = evaluator, decider.lane_rules, None
+    filescan.configure(evaluator, decider.lane_rules, None, reader)
     loop = 0.0
     archive = str(Path(files[0]).parents[6])
     scanned = []  # in the order the scan decides them
@@ -96,7 +96,7 @@ def measure(events: int) -> dict[str, float]:
         assert isinstance(path, str)
         lean = reader.read(path)
         assert lean is not None
-        spent, results = _timed(lambda: parallel._scan_lean(path, lean, evaluator))  # noqa: B023
+        spent, results = _timed(lambda: filescan.scan_lean(path, lean, evaluator))  # noqa: B023
         loop += spent
         scanned.extend(results)
     costs["scan loop"] = max(0.0, loop - costs["evaluate"] - costs["order"])
@@ -118,7 +118,7 @@ def _decide_alone(scanned: list[Any], fresh: Callable[[], tuple[Any, Any, Any]])
 
     from engine.decide.merge import Merge
     from engine.decide.stubs import Resolver
-    from engine.scan import parallel
+    from engine.scan import filescan, parallel
     from engine.scan.pipeline import ScanStats, emit_counted
 
     evaluator, store, decider = fresh()
@@ -129,7 +129,7 @@ def _decide_alone(scanned: list[Any], fresh: Callable[[], tuple[Any, Any, Any]])
         pass
 
     merge = Merge(lambda items, befores, hits: parallel._decide_file(
-        parallel.FileResult(records=items, suppressed=hits), evaluator, decider, store, emit,
+        filescan.FileResult(records=items, suppressed=hits), evaluator, decider, store, emit,
         stats, None, befores))
     started = time.process_time()
     for result in scanned:

@@ -307,11 +307,11 @@ _CALLS = st.sampled_from(["ReadFromRepository", "GetAuthorizationToken",
        chunk=st.sampled_from([2, 7, 2_000]))
 def test_a_file_read_lean_gives_the_results_it_gives_read_whole(
         tmp_path: Path, events: list[tuple[Any, str, Any, Any, bool]], chunk: int) -> None:
-    """engine.scan.parallel's results for one file, item by item, chunk by chunk: lean and
+    """engine.scan.filescan's results for one file, item by item, chunk by chunk: lean and
     whole alike, for records out of order, without or with odd eventTimes, repeated
     eventIDs, copies (sharedEventID) and missing fields, across chunk boundaries."""
     from engine.decide.decider import new_decider
-    from engine.scan import parallel
+    from engine.scan import filescan
 
     records = []
     for n, (time, name, event_id, call, errored) in enumerate(events):
@@ -334,12 +334,12 @@ def test_a_file_read_lean_gives_the_results_it_gives_read_whole(
     evaluator = _EVALUATOR
     decider = new_decider(evaluator, 900.0)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(parallel, "CHUNK_RECORDS", chunk)
-        patch.setattr(parallel, "_EVALUATOR", evaluator)
-        patch.setattr(parallel, "_LANE", decider.lane_rules)
-        patch.setattr(parallel, "_LEAN", _READER)
-        lean = list(parallel._scan_file(str(path)))
-        patch.setattr(parallel, "_LEAN", None)
-        whole = list(parallel._scan_file(str(path)))
+        patch.setattr(filescan, "CHUNK_RECORDS", chunk)
+        patch.setattr(filescan, "_EVALUATOR", evaluator)
+        patch.setattr(filescan, "_LANE", decider.lane_rules)
+        patch.setattr(filescan, "_LEAN", _READER)
+        lean = list(filescan.scan_file(str(path)))
+        patch.setattr(filescan, "_LEAN", None)
+        whole = list(filescan.scan_file(str(path)))
     assert _READER.read(str(path)) is not None
     assert lean == whole

@@ -123,7 +123,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
     process reading the files."""
     from engine.decide.decider import new_decider
     from engine.inputs.files import iter_paths
-    from engine.scan import parallel
+    from engine.scan import filescan, parallel
     from engine.scan.pipeline import run_scan
     from engine.state import open_store
     from tests.support.state import at, evaluator, make_rule, read, views
@@ -141,7 +141,7 @@ def test_files_are_decided_a_chunk_at_a_time_with_the_alerts_of_one_process(
         path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in lines)
                          + (b"{broken\n" if n == 4 else b""))
         files.append(str(path))
-    monkeypatch.setattr(parallel, "CHUNK_RECORDS", 3)
+    monkeypatch.setattr(filescan, "CHUNK_RECORDS", 3)
     decided = []
     real = parallel._decide_file
     monkeypatch.setattr(parallel, "_decide_file", lambda result, *rest: (
@@ -186,7 +186,7 @@ def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) ->
     """parallel_scan over eight files where a worker calls `fail()` on each file it takes;
     the parent scans slowly (50 ms a file), so the worker takes some."""
     from engine.decide.decider import new_decider
-    from engine.scan import parallel
+    from engine.scan import filescan, parallel
     from engine.state import open_store
     from tests.support.state import evaluator, make_rule, read
 
@@ -195,7 +195,7 @@ def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) ->
         path = tmp_path / f"{n}.jsonl"
         path.write_text(json.dumps(read(n, "alice")) + "\n")
         files.append(str(path))
-    parent, real = os.getpid(), parallel._scan_records
+    parent, real = os.getpid(), filescan._scan_records
 
     def scan_records(*args: Any) -> tuple[float, bool]:
         if os.getpid() != parent:
@@ -203,7 +203,7 @@ def _failing_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: Any) ->
         time.sleep(0.05)
         return real(*args)
 
-    monkeypatch.setattr(parallel, "_scan_records", scan_records)
+    monkeypatch.setattr(filescan, "_scan_records", scan_records)
     engine = evaluator([make_rule("plain")])
     decider = new_decider(engine, 900.0, open_store("memory://"))
     parallel.parallel_scan(files, 2, engine, decider, decider.store, lambda alert: None)

@@ -1,0 +1,237 @@
+"""One file's scan: its records decoded (lean when it can), evaluated, and kept as results.
+
+What crosses from a --workers process to the deciding parent is a FileResult: the records
+that matched, as few values as deciding needs (see FileResult.records), counts and problems,
+CHUNK_RECORDS at a time, so a process holds little of a file whatever its size. A file of
+the usual shape is decoded lean (engine.inputs.lean: only the fields the rules read); any
+other is read the general way (engine.inputs.files), and both give the same results
+(tests/test_lean.py).
+
+The compiled rules, the lane's rules, the suppressions and the lean reader are set once by
+`configure`, in the parent before it forks, and inherited by the workers: nothing is pickled
+per file but the results.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.conditions.evaluator import Evaluator
+from engine.decide.stubs import way_back
+from engine.inputs.decode import Malformed
+from engine.inputs.eventtime import event_epoch
+from engine.inputs.files import REREAD_BYTES, Refs, read_file
+from engine.inputs.lean import LeanFile, LeanReader
+from engine.skips import Skips
+from engine.suppressor import Hit, Suppressor
+
+# Matched records (and malformed lines) per FileResult: what a process holds of one file
+# whatever the file's size (a JSON-lines export, say, where every record matches a rule).
+CHUNK_RECORDS = 2_000
+# The lengths of FileResult.records' three kinds of item.
+UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
+
+_EVALUATOR: Evaluator | None = None  # set by configure before forking; inherited by workers
+_LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
+_SUPPRESSOR: Suppressor | None = None  # as _EVALUATOR
+_LEAN: LeanReader | None = None  # as _EVALUATOR: decodes log files lean, if it can
+
+
+def configure(evaluator: Evaluator, lane: frozenset[str], suppressor: Suppressor | None,
+              lean: LeanReader | None) -> None:
+    """What every file's scan uses, in this process and the workers it forks next."""
+    global _EVALUATOR, _LANE, _SUPPRESSOR, _LEAN
+    _EVALUATOR, _LANE, _SUPPRESSOR, _LEAN = evaluator, lane, suppressor, lean
+
+
+
+
+@dataclass
+class FileResult:
+    """What a process found in one file, or in a chunk of it: matched records, counts, and
+    problems."""
+
+    # In file order, each record with an eventID as one of:
+    # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
+    #   parent drops and counts its repeats as one process would;
+    # - (record, epoch, watermark before it, [(rule index, group)]);
+    # - a record whose one match is a threshold-lane rule's, as the lane takes it
+    #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
+    #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
+    #   file) or its JSON text). Flat but for the way back; pickle writes the path once.
+    records: list[tuple[Any, ...]] = field(default_factory=list)
+    path: str = ""
+    events: int = 0
+    last_epoch: float = float("-inf")
+    malformed: list[tuple[str, bool, int]] = field(default_factory=list)  # line, unreadable, n
+    skipped: int = 0
+    skips: Skips = field(default_factory=Skips)
+    matches: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    first_error: dict[str, str] = field(default_factory=dict)
+    last: bool = True  # False: more of the file follows, in the next result
+    # Suppressed matches, as (index in `records` of their record, or -1 when the record was
+    # not kept, [(rule id, suppression id)]): counted by the parent unless a repeat.
+    suppressed: list[tuple[int, list[Hit]]] = field(default_factory=list)
+    suppression_errors: Counter[str] = field(default_factory=Counter)
+
+
+def scan_file(path: str) -> Iterator[FileResult]:
+    """Parse and evaluate one file; keep only the records that matched, CHUNK_RECORDS at a
+    time, so memory stays flat however large the file. In a worker, or in the parent: the
+    evaluator's own counts are as they were whenever a chunk is handed over, and the
+    chunk's are its own, added when it is decided."""
+    evaluator = _EVALUATOR
+    assert evaluator is not None
+    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
+    lean = _LEAN.read(path) if _LEAN is not None else None
+    if lean is not None and (results := scan_lean(path, lean, evaluator)) is not None:
+        yield from results
+        return
+    refs: Refs = []
+    items = iter(read_file(path, refs=refs))
+    watermark, last = float("-inf"), False
+    while not last:
+        result = FileResult(path=path)
+        counts = evaluator.matches, evaluator.errors, evaluator.first_error
+        evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+        failed = _SUPPRESSOR.errors if _SUPPRESSOR else None  # as the evaluator's, the same way
+        if _SUPPRESSOR:
+            _SUPPRESSOR.errors = result.suppression_errors
+        try:
+            watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
+        finally:
+            result.matches, result.errors = evaluator.matches, evaluator.errors
+            result.first_error = evaluator.first_error
+            evaluator.matches, evaluator.errors, evaluator.first_error = counts
+            if _SUPPRESSOR and failed is not None:
+                _SUPPRESSOR.errors = failed
+        result.last_epoch, result.last = watermark, last
+        yield result
+
+
+def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
+                  index: dict[tuple[str, int], int], result: FileResult, watermark: float
+                  ) -> tuple[float, bool]:
+    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
+    is done)."""
+    kept = result.records
+    for item in items:
+        ref = refs.pop()
+        if type(item) is not dict:
+            _note(item, result)
+            continue
+        result.events += 1
+        epoch = event_epoch(item)
+        matches = evaluator.matched(item)
+        hits, at = None, len(kept)
+        if matches and _SUPPRESSOR is not None:
+            matches, hits = _SUPPRESSOR.split(item, matches)
+        if matches:
+            rule, group = matches[0]
+            if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
+                    back := way_back(item, ref)) is not None:  # the lane's values cross
+                get = item.get
+                kept.append((
+                    get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                    get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                    back))
+            else:
+                kept.append((item, epoch, watermark,
+                             [(index[rule.id, rule.step], group) for rule, group in matches]))
+        elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
+            kept.append((event_id, epoch, watermark))
+        if hits:
+            result.suppressed.append((at if len(kept) > at else -1, hits))
+        if epoch is not None and epoch > watermark:
+            watermark = epoch
+        if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
+            return watermark, False
+    return watermark, True
+
+
+def scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResult] | None:
+    """A file decoded lean (engine.inputs.lean) into the same FileResults as _scan_records makes of
+    it read whole; None if a matched record cannot be decoded whole after all (orjson is
+    stricter than msgspec on nesting), for the caller to read the file the general way.
+
+    The whole file is scanned before any result is handed on, so that giving up leaves
+    nothing half-counted: a lean file is at most engine.inputs.lean.WHOLE_BYTES of text."""
+    records = lean.records
+    order, epochs = lean.time_order()
+    placed = os.stat(path).st_size <= REREAD_BYTES  # engine.inputs.files._rereadable
+    # A matched Rule is one of evaluator.routes' own: known by identity, it needs no hash of
+    # its fields (a frozen dataclass hashes them all) for its index or lane membership.
+    route_of = {id(c.rule): n for n, c in enumerate(evaluator.routes)}
+    lane = {id(c.rule) for c in evaluator.routes if c.rule.id in _LANE}
+    results: list[FileResult] = []
+    suppressor, matched = _SUPPRESSOR, evaluator.matched
+    counts = evaluator.matches, evaluator.errors, evaluator.first_error
+    failed = _SUPPRESSOR.errors if _SUPPRESSOR else None
+    watermark, position, total = float("-inf"), 0, len(order)
+    try:
+        while True:
+            result = FileResult(path=path)
+            results.append(result)
+            evaluator.matches, evaluator.errors, evaluator.first_error = Counter(), Counter(), {}
+            result.matches, result.errors = evaluator.matches, evaluator.errors
+            result.first_error = evaluator.first_error
+            if suppressor:
+                suppressor.errors = result.suppression_errors
+            kept, append, began = result.records, result.records.append, position
+            while position < total:
+                n = order[position]
+                item = records[n]
+                position += 1
+                epoch = epochs[n]
+                matches = matched(item)
+                hits, at = None, len(kept)
+                if matches and suppressor is not None:
+                    matches, hits = suppressor.split(item, matches)
+                if not matches:
+                    if (event_id := item.get("eventID")) is not None:  # a repeat, maybe
+                        append((event_id, epoch, watermark))
+                elif len(matches) == 1 and id(matches[0][0]) in lane and epoch is not None:
+                    rule, group = matches[0]
+                    get = item.get
+                    append((get("eventID"), epoch, watermark, route_of[id(rule)], group,
+                            get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                            (path, position - 1) if placed else bytes(lean.raw(n))))
+                else:
+                    append((lean.whole(n), epoch, watermark,
+                            [(route_of[id(rule)], group) for rule, group in matches]))
+                if hits:
+                    result.suppressed.append((at if len(kept) > at else -1, hits))
+                if epoch is not None and epoch > watermark:
+                    watermark = epoch
+                if len(kept) >= CHUNK_RECORDS:
+                    break
+            else:
+                result.events = position - began
+                result.last_epoch = watermark
+                return results
+            result.events = position - began
+            result.last_epoch, result.last = watermark, False
+    except orjson.JSONDecodeError:
+        return None
+    finally:
+        evaluator.matches, evaluator.errors, evaluator.first_error = counts
+        if suppressor and failed is not None:
+            suppressor.errors = failed
+
+
+def _note(item: Any, result: FileResult) -> None:
+    if isinstance(item, Malformed):
+        result.malformed.append((f"{item.origin}: {item.reason}", item.unreadable, item.count))
+    else:
+        result.skipped += 1  # Skipped, or an S3 reference a local scan cannot fetch
+        result.skips.add(item)
+        del item
+
+
