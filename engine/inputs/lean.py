@@ -4,7 +4,7 @@ A scan parsed every whole record and kept it alive until it was decided, so most
 time went to building dicts nobody read (a CodeArtifact record is ~1.5 KB of JSON, 20 keys,
 three nested objects; the shipped pack reads about ten of them) and to the allocator
 churning through them. The fields a rule can read are known when the rules load
-(engine.conditions.expressions.root_fields walks every condition, group_by, summary field,
+(engine.conditions.expressions.read_paths walks every condition, group_by, summary field,
 first_seen value, threshold distinct and suppression condition), so a log file is decoded
 by msgspec into dicts of those keys only (inside objects too: userIdentity is read through
 seven of its keys): msgspec skips the rest without building it. Measured on the bench
