@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from engine.state import open_store
 from tests.support.cli import REPO, run_cli
 from tests.support.daemon import Daemon
 from tests.support.records import record
+from tests.support.waiting import wait_until
 
 PASSWORD = "Pw-5ecret-4-redis"
 TOKEN = "xoxb-1111111111-2222222222-TOKENabcdefSECRET"
@@ -41,15 +42,6 @@ title: A token was issued
 severity: high
 condition: eventName == 'GetAuthorizationToken'
 """
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def _free_port() -> int:
@@ -70,7 +62,7 @@ class PrivateRedis:
             [str(shutil.which("redis-server")), "--port", str(self.port), "--bind", "127.0.0.1",
              "--requirepass", PASSWORD, "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not _wait_for(self.answers, 10.0):
+        if not wait_until(self.answers, 10.0):
             self.kill()
             pytest.skip("the private redis-server did not start")
 
@@ -261,13 +253,13 @@ def test_daemon_with_its_store_down_shows_no_password_and_stops_cleanly(
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
         (tmp_path / "events" / "one.json").write_text(json.dumps(record()))
-        assert _wait_for(lambda: (tmp_path / "alerts.jsonl").exists())
+        assert wait_until(lambda: (tmp_path / "alerts.jsonl").exists())
         assert daemon.get("/readyz") == (200, "ready\n")
         private_redis.kill()
         status, body = daemon.get("/readyz")
         assert status == 503 and "state store" in body
         assert PASSWORD not in body and "[redacted]" in body
-        assert _wait_for(lambda: "failed" in daemon.text())  # the poller or housekeeping
+        assert wait_until(lambda: "failed" in daemon.text())  # the poller or housekeeping
     finally:
         code = daemon.stop()
     log = daemon.text()
@@ -300,7 +292,7 @@ def test_scan_store_lost_midway_is_not_a_config_error(tmp_path: Path,
         [sys.executable, "-m", "engine", "scan", "-r", str(tmp_path / "token.yml"),
          "--state", private_redis.url, "-"], cwd=REPO, stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert _wait_for(lambda: private_redis.clients() > before)  # the store is open
+    assert wait_until(lambda: private_redis.clients() > before)  # the store is open
     private_redis.kill()
     _, err = scan.communicate(b"\n".join(json.dumps(record()).encode() for _ in range(5)),
                               timeout=60)
@@ -331,7 +323,7 @@ def test_files_source_dead_letters_a_bad_file_once_until_it_changes(tmp_path: Pa
                       "server: {listen: '127.0.0.1:0'}\n")
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
-        assert _wait_for(lambda: _malformed(daemon).get("files") == 3)
+        assert wait_until(lambda: _malformed(daemon).get("files") == 3)
         time.sleep(1.0)  # the source polls every second when idle:
         time.sleep(1.0)  # three more polls at least
         time.sleep(1.0)
@@ -339,7 +331,7 @@ def test_files_source_dead_letters_a_bad_file_once_until_it_changes(tmp_path: Pa
         assert daemon.text().count('"dead-lettered') == 3
         with bad.open("a") as more:
             more.write('{"x": 1}\n')
-        assert _wait_for(lambda: _malformed(daemon).get("files") == 7)
+        assert wait_until(lambda: _malformed(daemon).get("files") == 7)
     finally:
         assert daemon.stop() == 0
 
@@ -356,8 +348,8 @@ def test_dead_letter_log_of_one_file_is_bounded(tmp_path: Path) -> None:
                       "server: {listen: '127.0.0.1:0'}\n")
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
-        assert _wait_for(lambda: _malformed(daemon).get("files") == 5000)
-        assert _wait_for(lambda: '"count":4980' in daemon.text())
+        assert wait_until(lambda: _malformed(daemon).get("files") == 5000)
+        assert wait_until(lambda: '"count":4980' in daemon.text())
     finally:
         assert daemon.stop() == 0
     assert daemon.text().count('"dead-lettered: ') == 20

@@ -4,17 +4,14 @@ clock (minus the lateness) while nothing arrives. A real `trailguard run` on a s
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.cli import REPO
+from tests.support.daemon import Daemon
 from tests.support.records import record
+from tests.support.waiting import wait_until
 
 RULES = """\
 id: publish-then-delete
@@ -51,13 +48,6 @@ def _line(**changes: Any) -> bytes:
     return json.dumps(record(eventTime=now, **changes)).encode() + b"\n"
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return predicate()
-
-
 def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_clock(
         tmp_path: Path) -> None:
     """The chain's alert comes as its last step arrives; the absent step's and the absence
@@ -77,33 +67,24 @@ def test_s45_the_daemon_alerts_a_chain_at_once_and_a_silent_source_on_the_wall_c
             return []
         return [json.loads(line) for line in alerts.read_text().splitlines() if line]
 
-    with log.open("wb") as stderr:
-        daemon = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(config)],
-                                  cwd=REPO, stdin=subprocess.PIPE, stderr=stderr,
-                                  stdout=subprocess.DEVNULL, env={**os.environ})
-        assert daemon.stdin is not None
-        try:
-            assert _wait_for(lambda: "listening on" in log.read_text(), 20)
-            package = {"packageName": "left-pad", "domainName": "acme"}
-            daemon.stdin.write(_line(eventName="PublishPackageVersion",
-                                     requestParameters=package))
-            daemon.stdin.write(_line(eventName="DeletePackageVersions",
-                                     requestParameters=package))
-            daemon.stdin.write(_line(eventName="PutPackageOriginConfiguration",
-                                     requestParameters={"packageName": "right-pad"}))
-            daemon.stdin.flush()
-            sent = time.monotonic()
-            assert _wait_for(lambda: any(a["rule_id"] == "publish-then-delete"
-                                         for a in written()), 10), log.read_text()
-            assert not any(a["rule_id"] == "trail-silent" for a in written())
-            assert _wait_for(lambda: {"trail-silent", "opened-not-closed"} <= {
-                a["rule_id"] for a in written()}, 20), log.read_text()
-            assert time.monotonic() - sent >= 2.0  # not before the deadline (3 s + 1 s - 2 s)
-            daemon.stdin.close()
-            assert daemon.wait(timeout=20) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+    daemon = Daemon(config, log, stdin=True)
+    try:
+        package = {"packageName": "left-pad", "domainName": "acme"}
+        daemon.write(_line(eventName="PublishPackageVersion", requestParameters=package)
+                     + _line(eventName="DeletePackageVersions", requestParameters=package)
+                     + _line(eventName="PutPackageOriginConfiguration",
+                             requestParameters={"packageName": "right-pad"}))
+        sent = time.monotonic()
+        assert wait_until(lambda: any(a["rule_id"] == "publish-then-delete"
+                                      for a in written()), 10), log.read_text()
+        assert not any(a["rule_id"] == "trail-silent" for a in written())
+        assert wait_until(lambda: {"trail-silent", "opened-not-closed"} <= {
+            a["rule_id"] for a in written()}, 20), log.read_text()
+        assert time.monotonic() - sent >= 2.0  # not before the deadline (3 s + 1 s - 2 s)
+        assert daemon.end_input() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
     silent = [a for a in written() if a["rule_id"] == "trail-silent"]
     assert len(silent) == 1 and silent[0]["group_key"] == "123456789012"
     chain = next(a for a in written() if a["rule_id"] == "publish-then-delete")

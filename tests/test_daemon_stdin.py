@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.cli import REPO
+from tests.support.daemon import Daemon
 from tests.support.records import record
+from tests.support.waiting import wait_until
 
 RULE = """\
 id: publish
@@ -23,12 +19,6 @@ condition: eventName == 'PublishPackageVersion'
 
 def _publish() -> bytes:
     return json.dumps(record(eventName="PublishPackageVersion")).encode()
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def test_stdin_lines_alert_while_the_pipe_stays_open(tmp_path: Path) -> None:
@@ -43,28 +33,20 @@ def test_stdin_lines_alert_while_the_pipe_stays_open(tmp_path: Path) -> None:
         f"outputs: {{out: {{type: file, path: {alerts}}}}}\nroutes: [{{outputs: [out]}}]\n"
         "server: {listen: '127.0.0.1:0'}\n")
     log = tmp_path / "daemon.log"
-    with log.open("wb") as stderr:
-        daemon = subprocess.Popen([sys.executable, "-m", "engine", "run", "-c", str(config)],
-                                  cwd=REPO, stdin=subprocess.PIPE, stderr=stderr,
-                                  stdout=subprocess.DEVNULL, env={**os.environ})
-        assert daemon.stdin is not None
-        try:
-            _wait_for(lambda: "listening on" in log.read_text())
 
-            def alerted() -> int:
-                return len(alerts.read_text().splitlines()) if alerts.exists() else 0
+    def alerted() -> int:
+        return len(alerts.read_text().splitlines()) if alerts.exists() else 0
 
-            daemon.stdin.write(b"\n".join([_publish(), _publish(), _publish(), b"",
-                                           b"not json", b""]))
-            daemon.stdin.flush()
-            _wait_for(lambda: alerted() == 3)
-            assert alerted() == 3  # the pipe is still open
-            daemon.stdin.write(_publish())  # no newline: the line ends with the input
-            daemon.stdin.close()
-            assert daemon.wait(timeout=20) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
+    daemon = Daemon(config, log, stdin=True)
+    try:
+        daemon.write(b"\n".join([_publish(), _publish(), _publish(), b"", b"not json", b""]))
+        wait_until(lambda: alerted() == 3, 10)
+        assert alerted() == 3  # the pipe is still open
+        daemon.write(_publish())  # no newline: the line ends with the input
+        assert daemon.end_input() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
     assert alerted() == 4
     dead = [json.loads(line) for line in log.read_text().splitlines()
             if line.startswith("{") and "dead-lettered" in line]

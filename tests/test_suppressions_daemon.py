@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.daemon import Daemon
 from tests.support.records import record
+from tests.support.waiting import wait_until
 
 RULE = """\
 id: publish
@@ -31,13 +30,6 @@ QUIET = """\
   reason: it ended
   expires: 2020-01-01T00:00:00Z
 """
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return predicate()
 
 
 def _publishes(path: Path, names: list[str]) -> None:
@@ -77,15 +69,15 @@ def test_daemon_applies_counts_and_reloads_suppressions(tmp_path: Path) -> None:
     daemon = Daemon(config, tmp_path / "daemon.log")
     try:
         _publishes(inbox / "1.jsonl", ["noisy", "left-pad", "noisy"])
-        assert _wait_for(lambda: packages() == ["left-pad"]), daemon.log.read_text()
-        assert _wait_for(lambda: _suppressed(daemon, "quiet-package") == 2.0)
+        assert wait_until(lambda: packages() == ["left-pad"]), daemon.log.read_text()
+        assert wait_until(lambda: _suppressed(daemon, "quiet-package") == 2.0)
         assert _suppressed(daemon, "expired-everything") == 0.0
         (tmp_path / "quiet.yml").write_text(QUIET.format(name="left-pad"))
         daemon.signal(signal.SIGHUP)
-        assert _wait_for(lambda: '"rules reloaded"' in daemon.log.read_text()
+        assert wait_until(lambda: '"rules reloaded"' in daemon.log.read_text()
                          or "rules reloaded" in daemon.log.read_text())
         _publishes(inbox / "2.jsonl", ["noisy", "left-pad"])
-        assert _wait_for(lambda: packages() == ["left-pad", "noisy"]), daemon.log.read_text()
-        assert _wait_for(lambda: _suppressed(daemon, "quiet-package") == 3.0)
+        assert wait_until(lambda: packages() == ["left-pad", "noisy"]), daemon.log.read_text()
+        assert wait_until(lambda: _suppressed(daemon, "quiet-package") == 3.0)
     finally:
         assert daemon.stop() == 0

@@ -117,9 +117,10 @@ def make_trail(aws: MotoServer, slack: SlackReceiver, tmp_path: Path, state: str
 
 
 class Daemon:
-    """`python -m engine run -c CONFIG` with its stderr in a file; knows its HTTP port."""
+    """`python -m engine run -c CONFIG` with its stderr in a file; knows its HTTP port.
+    With `stdin`, its standard input is a pipe the test writes (a `stdin` source)."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, stdin: bool = False) -> None:
         env = {**os.environ, **DUMMY_ENV}
         for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env.pop(proxy, None)
@@ -127,7 +128,8 @@ class Daemon:
         self._stderr = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "engine", "run", "-c", str(config)], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=self._stderr)
+            stdin=subprocess.PIPE if stdin else None, stdout=subprocess.DEVNULL,
+            stderr=self._stderr)
         self.port = self._wait_for_port()
 
     def _wait_for_port(self, timeout: float = 20.0) -> int:
@@ -150,6 +152,20 @@ class Daemon:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+
+    def write(self, data: bytes) -> None:
+        """Write `data` to the daemon's standard input, at once."""
+        assert self.process.stdin is not None, "started without stdin=True"
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def end_input(self, timeout: float = 20.0) -> int:
+        """Close the daemon's standard input, the end of a stdin source; its exit status."""
+        assert self.process.stdin is not None, "started without stdin=True"
+        self.process.stdin.close()
+        code = self.process.wait(timeout=timeout)
+        self._stderr.close()
+        return code
 
     def signal(self, number: int) -> None:
         self.process.send_signal(number)
