@@ -55,7 +55,18 @@ def test_root_fields_gives_up_on_the_whole_record(expression: str) -> None:
     ("userIdentity.sessionContext.attributes.mfaAuthenticated",
      {("userIdentity", "sessionContext", "attributes", "mfaAuthenticated")}),
     ("userIdentity.arn || userIdentity", {("userIdentity", "arn"), ("userIdentity",)}),
-    ("a.b[0].c", {("a",)}),  # read whole from where a chain of fields stops
+    ("a.b[0].c", {("a", "b")}),  # read whole from where a chain of fields stops
+    ("requestParameters.packageVersion || requestParameters.versions[0]",
+     {("requestParameters", "packageVersion"), ("requestParameters", "versions")}),
+    ("a.b[*].c", {("a", "b")}),
+    ("a.b[]", {("a", "b")}),
+    ("a.*.c", {("a",)}),
+    ("a.b | c", {("a", "b")}),
+    ("a.b.length(@)", {("a", "b")}),
+    ("a.b.[c, d]", {("a", "b")}),
+    ("a[0].b", {("a",)}),
+    ("@.a.b[0]", {("a",)}),  # after `@`: the first field whole, as before
+    ("length(a.b[0])", {("a", "b")}),
     ("requestParameters.packages[?name == 'x']", {("requestParameters", "packages")}),
     ("@.a.b", {("a",)}),
 ])

@@ -236,6 +236,9 @@ def _literal_strings(node: Node) -> frozenset[str] | None:
 # object, an index's array).
 _LEFT_ONLY = frozenset(("subexpression", "index_expression", "projection", "value_projection",
                         "filter_projection", "pipe"))
+# Nodes that read their first child from their input and the rest only inside what it gave.
+_LEADS_WITH_LEFT = frozenset(("index_expression", "projection", "value_projection",
+                              "filter_projection", "pipe", "flatten"))
 # Nodes whose children are all evaluated against the current value.
 _ALL_CHILDREN = frozenset(("and_expression", "or_expression", "not_expression", "comparator",
                            "function_expression", "multi_select_list", "multi_select_dict",
@@ -274,6 +277,9 @@ def _read_paths(node: Node, found: set[tuple[str, ...]]) -> bool:
         found.add(chain)
         return True
     if kind in _LEFT_ONLY:
+        if (lead := _leading_chain(node)) is not None:  # `a.b[0]` reads b whole, not a
+            found.add(lead)
+            return True
         left = node["children"][0]
         if left["type"] in ("current", "identity") and kind == "subexpression":
             return _read_paths(node["children"][1], found)  # `@.x` reads x
@@ -281,6 +287,28 @@ def _read_paths(node: Node, found: set[tuple[str, ...]]) -> bool:
     if kind in _ALL_CHILDREN:
         return all(_read_paths(child, found) for child in node["children"])
     return False  # current, identity, index, slice at the root, or unknown: the whole record
+
+
+def _leading_chain(node: Node) -> tuple[str, ...] | None:
+    """The chain of keys a node of _LEFT_ONLY reads before it reads only inside what that
+    chain gave (`a.b[0]`, `a.b[*].c`, `a.b | c`, `a.b.length(@)`: ("a", "b")); None when it
+    does not begin with a field. Why: `requestParameters.versions[0]` must not make the scan
+    decode all of requestParameters."""
+    kind = node["type"]
+    if kind == "field":
+        return (node["value"],)
+    if kind == "subexpression":
+        chain: tuple[str, ...] = ()
+        for child in node["children"]:
+            part = _field_chain(child)
+            if part is None:  # from here on it reads inside what the chain so far gave
+                lead = _leading_chain(child)
+                return chain + lead if lead is not None else chain or None
+            chain += part
+        return chain or None
+    if kind in _LEADS_WITH_LEFT:
+        return _leading_chain(node["children"][0])
+    return None
 
 
 def _field_chain(node: Node) -> tuple[str, ...] | None:
