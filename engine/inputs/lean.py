@@ -4,8 +4,9 @@ A scan parsed every whole record and kept it alive until it was decided, so most
 time went to building dicts nobody read (a CodeArtifact record is ~1.5 KB of JSON, 20 keys,
 three nested objects; the shipped pack reads about ten of them) and to the allocator
 churning through them. The fields a rule can read are known when the rules load
-(engine.conditions.expressions.read_paths walks every condition, group_by, summary field,
-first_seen value, threshold distinct and suppression condition), so a log file is decoded
+(engine.conditions.expressions.read_paths walks every condition, group_by and suppression
+condition: a summary, first_seen value or distinct runs on the whole record, only where a
+match is decided), so a log file is decoded
 by msgspec into dicts of those keys only (inside objects too: userIdentity is read through
 seven of its keys): msgspec skips the rest without building it. Measured on the bench
 archive (bench/stages.py): 1.8 us per record against orjson's 2.3 us for the whole parse,
@@ -39,10 +40,9 @@ from engine.conditions import expressions
 from engine.inputs.decode import GZIP_MAGIC, gunzip_at_most
 from engine.inputs.eventtime import event_epoch
 from engine.model import Rule
-from engine.rules import SUMMARY_FIELD
 
-__all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "fields_read", "rule_expressions",
-           "shape_of"]
+__all__ = ["DECIDING_FIELDS", "LeanFile", "LeanReader", "Shape", "evaluated_expressions",
+           "fields_read", "shape_of"]
 
 # What the scan itself reads of every record: its place in time, its identity and copies
 # (engine.decide.decider, engine.decide.stubs), its bucket (engine.conditions.evaluator) and whether
@@ -59,26 +59,24 @@ WHOLE_BYTES = 16 << 20  # inflated, as engine.inputs.files.WHOLE_BYTES
 _IDENTITY = ("eventID", "sharedEventID", "eventTime")
 
 
-def rule_expressions(rule: Rule) -> Iterable[str]:
-    """Every JMESPath expression of `rule` that runs on a record."""
+def evaluated_expressions(rule: Rule) -> Iterable[str]:
+    """The expressions of `rule` that the scan runs on a lean record: its conditions and its
+    group keys (Evaluator.matched). Its summary, first_seen value and threshold distinct run
+    only where a match is decided, on the whole record (lean.whole, or read back by
+    engine.decide.stubs), so a field only they read need not be decoded for every record."""
     yield rule.any_condition()
     for step in rule.step_rules():
         yield step.condition
     yield from rule.group_by
-    yield from (found.group(1) for found in SUMMARY_FIELD.finditer(rule.summary))
-    if rule.first_seen is not None:
-        yield rule.first_seen.value
-    if rule.threshold is not None and rule.threshold.distinct:
-        yield rule.threshold.distinct
 
 
 def fields_read(rules: Iterable[Rule], conditions: Iterable[str] = ()
                 ) -> frozenset[tuple[str, ...]] | None:
-    """The field paths that `rules` and the extra `conditions` (suppressions) can read
-    (engine.conditions.expressions.read_paths), with DECIDING_FIELDS; None when one may read the
-    whole record."""
+    """The field paths that the scan's evaluation of `rules` (evaluated_expressions) and the
+    extra `conditions` (suppressions) can read (engine.conditions.expressions.read_paths), with
+    DECIDING_FIELDS; None when one may read the whole record."""
     found: set[tuple[str, ...]] = {(name,) for name in DECIDING_FIELDS}
-    for text in (*(t for rule in rules for t in rule_expressions(rule)), *conditions):
+    for text in (*(t for rule in rules for t in evaluated_expressions(rule)), *conditions):
         paths = expressions.read_paths(expressions.parse(text))
         if paths is None:
             return None
