@@ -49,8 +49,8 @@ from engine.inputs.files import ByteCounter, Entry
 from engine.inputs.lean import LeanReader, fields_read
 from engine.model import Alert, Match
 from engine.scan import filescan
+from engine.scan.counts import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.scan.filescan import GENERAL_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult, scan_file
-from engine.scan.pipeline import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
 from engine.scan.workers import PARENT, Claims, Worker, path_of, size_of
 from engine.state import StateStore
 from engine.suppressor import Suppressor

@@ -11,23 +11,32 @@ Nothing here stops the stream: a bad payload is a number and a line in the summa
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
 from engine.decide.stubs import Ref, Resolver, way_back
-from engine.inputs.decode import Item, Malformed, ObjectRef
+from engine.inputs.decode import Item
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import Refs
 from engine.model import Alert, Match
-from engine.skips import Skips
+from engine.scan.counts import (
+    SAMPLE_LIMIT,
+    ScanStats,
+    count_other,
+    emit_counted,
+    note_span,
+)
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.suppressor import Suppressor
+
+# ScanStats and its helpers moved to engine.scan.counts (engine.scan.deciding counts too, and
+# imports nothing from here); their callers may still import them from here.
+__all__ = ["BATCH", "SAMPLE_LIMIT", "EventIdMemory", "ScanStats", "count_other", "emit_counted",
+           "note_span", "run_scan", "scan_batch", "scan_items", "tune_gc"]
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -46,28 +55,7 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-SAMPLE_LIMIT = 20  # malformed origins listed in the summary; the count is always exact
 BATCH = 256  # records whose eventIDs are claimed together
-
-
-@dataclass
-class ScanStats:
-    events: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    skipped: int = 0
-    late: int = 0  # records more than allowed_lateness behind the newest eventTime
-    unreadable: int = 0
-    alerts: Counter[str] = field(default_factory=Counter)
-    malformed_samples: list[str] = field(default_factory=list)
-    skips: Skips = field(default_factory=Skips)  # why, by reason, with the first origin
-    span: list[float] | None = None  # [first, last] eventTime epoch, when a report wants them
-    started: float = field(default_factory=time.perf_counter)
-    elapsed: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
 
 class EventIdMemory(MemoryStore):
@@ -194,31 +182,3 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
 def _event_id(record: dict[str, Any]) -> str | None:
     event_id = record.get("eventID")
     return event_id if type(event_id) is str or event_id is None else str(event_id)
-
-
-def note_span(span: list[float], epochs: Iterable[float | None]) -> None:
-    """Widen `span` ([first, last] eventTime epoch) to take in `epochs`."""
-    known = [epoch for epoch in epochs if epoch is not None]
-    if known:
-        span[0], span[1] = min(span[0], *known), max(span[1], *known)
-
-
-def emit_counted(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
-    """Hand `alert` on, counted in the summary's per-rule alerts."""
-    stats.alerts[alert.rule.id] += 1
-    emit(alert)
-
-
-def count_other(item: Item, stats: ScanStats) -> None:
-    if isinstance(item, Malformed):
-        stats.malformed += item.count
-        if item.unreadable:
-            stats.unreadable += 1
-        if len(stats.malformed_samples) < SAMPLE_LIMIT:
-            stats.malformed_samples.append(f"{item.origin}: {item.reason}")
-    elif isinstance(item, ObjectRef):
-        stats.skipped += 1  # a local scan has no S3 client; the daemon's sources fetch these
-        stats.skips.add(item)
-    else:
-        stats.skipped += 1
-        stats.skips.add(item)
