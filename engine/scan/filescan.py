@@ -57,14 +57,17 @@ class FileResult:
     """What a process found in one file, or in a chunk of it: matched records, counts, and
     problems."""
 
-    # In file order, each record with an eventID as one of:
+    # In file order, each record with an eventID (every record: _scan_records' `every`) as
+    # one of:
     # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
     #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
     #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
-    #   file) or its JSON text). Flat but for the way back; pickle writes the path once.
+    #   file) or its JSON text, or the record itself where it has no place to be read again
+    #   from and stays in this process). Flat but for the way back; pickle writes the path
+    #   once.
     records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
@@ -82,6 +85,24 @@ class FileResult:
     suppression_errors: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    """What scanning a record takes besides the record: the compiled rules, the ids of the
+    threshold lane's rules, the suppressions, and each route's index in evaluator.routes
+    (what FileResult.records name a rule by)."""
+
+    evaluator: Evaluator
+    lane: frozenset[str]
+    suppressor: Suppressor | None
+    index: dict[tuple[str, int], int]
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, lane: frozenset[str], suppressor: Suppressor | None
+           ) -> Scanner:
+        return cls(evaluator, lane, suppressor,
+                   {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)})
+
+
 def scan_file(path: str) -> Iterator[FileResult]:
     """Parse and evaluate one file; keep only the records that matched, CHUNK_RECORDS at a
     time, so memory stays flat however large the file. In a worker, or in the parent: the
@@ -89,11 +110,11 @@ def scan_file(path: str) -> Iterator[FileResult]:
     chunk's are its own, added when it is decided."""
     evaluator = _EVALUATOR
     assert evaluator is not None
-    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
     lean = _LEAN.read(path) if _LEAN is not None else None
     if lean is not None and (results := scan_lean(path, lean, evaluator)) is not None:
         yield from results
         return
+    scanner = Scanner.of(evaluator, _LANE, _SUPPRESSOR)
     refs: Refs = []
     items = iter(read_file(path, refs=refs))
     watermark, last = float("-inf"), False
@@ -105,7 +126,7 @@ def scan_file(path: str) -> Iterator[FileResult]:
         if _SUPPRESSOR:
             _SUPPRESSOR.errors = result.suppression_errors
         try:
-            watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
+            watermark, last = _scan_records(items, refs, scanner, result, watermark)
         finally:
             result.matches, result.errors = evaluator.matches, evaluator.errors
             result.first_error = evaluator.first_error
@@ -116,14 +137,23 @@ def scan_file(path: str) -> Iterator[FileResult]:
         yield result
 
 
-def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
-                  index: dict[tuple[str, int], int], result: FileResult, watermark: float
+def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
+                  result: FileResult, watermark: float, every: bool = False
                   ) -> tuple[float, bool]:
-    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
-    is done)."""
+    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the items
+    are done). `watermark`: the newest eventTime before the first item.
+
+    `refs`: each item's place, popped as the items are read (engine.inputs.files.iter_paths
+    appends them), for a lane match's way back (engine.decide.stubs); None when the items
+    have no place to be read again from, and the lane holds the record itself.
+    `every`: keep the records that matched nothing even without an eventID, for a caller
+    that dropped the repeats before the scan (engine.scan.pipeline) and wants the decider's
+    clock to move at each record, as it did when it decided one record at a time."""
     kept = result.records
+    evaluator, lane, suppressor, index = (
+        scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
     for item in items:
-        ref = refs.pop()
+        ref = refs.pop() if refs is not None else None
         if type(item) is not dict:
             _note(item, result)
             continue
@@ -131,12 +161,13 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
         epoch = event_epoch(item)
         matches = evaluator.matched(item)
         hits, at = None, len(kept)
-        if matches and _SUPPRESSOR is not None:
-            matches, hits = _SUPPRESSOR.split(item, matches)
+        if matches and suppressor is not None:
+            matches, hits = suppressor.split(item, matches)
         if matches:
             rule, group = matches[0]
-            if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
-                    back := way_back(item, ref)) is not None:  # the lane's values cross
+            if len(matches) == 1 and rule.id in lane and epoch is not None and (
+                    back := item if refs is None else way_back(item, ref)
+            ) is not None:  # the lane's values cross
                 get = item.get
                 kept.append((
                     get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
@@ -145,7 +176,7 @@ def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
-        elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
+        elif (event_id := item.get("eventID")) is not None or every:  # a repeat, maybe
             kept.append((event_id, epoch, watermark))
         if hits:
             result.suppressed.append((at if len(kept) > at else -1, hits))
