@@ -23,24 +23,28 @@ that turns out to be a repeat is counted as an error.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
 from engine.decide.stubs import stub_of
-from engine.model import Alert, Match
+from engine.model import Alert, Match, Rule
 from engine.scan.counts import SAMPLE_LIMIT, ScanStats, emit_counted, note_span
-from engine.scan.filescan import GENERAL_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult
+from engine.scan.filescan import GENERAL_ITEM, HELD_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult
 from engine.state import StateStore
 from engine.suppressor import Suppressor
 
 __all__ = ["decide_result"]
 
 
-def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
-                  emit: Callable[[Alert], None], stats: ScanStats,
+def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
+                  store: StateStore | None, emit: Callable[[Alert], None], stats: ScanStats,
                   suppressor: Suppressor | None = None, befores: list[float] | None = None
                   ) -> None:
     """A result's counts, and its records' matches offered to the decider in order.
+
+    `store`: where the records' eventIDs are claimed; None when the caller claimed them
+    before the scan and scanned no repeat (see the module's doc).
     `befores`: the merged stream's watermark before each record (engine.decide.merge), where a
     record's own (its file's) would be wrong."""
     rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
@@ -48,12 +52,14 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider, st
     records = result.records
     if befores is None:
         befores = [item[2] for item in records]
-    repeats = _claim(result, befores, store, stats)
+    repeats = (_claim(result, befores, store, stats) if store is not None
+               else [False] * len(records))
     offer, lane_hold = decider.offer, decider.lane.hold
     # Decider.hold inlined (its lateness check, then the lane's), and the watermark kept
     # here between the calls that move it: this loop runs for every record of the scan.
     watermark, lateness = decider.watermark, decider.allowed_lateness
     suppressed = dict(result.suppressed)
+    late = 0
     for n, (item, repeat, before) in enumerate(zip(records, repeats, befores, strict=True)):
         hits = suppressed.get(n) if suppressed else None
         size = len(item)
@@ -64,7 +70,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider, st
                 evaluator.matches.subtract(rule_id for rule_id, _ in hits)
             if size == LANE_ITEM:
                 evaluator.matches[rules[item[3]].id] -= 1
-            elif size == GENERAL_ITEM:
+            elif size in (GENERAL_ITEM, HELD_ITEM):
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
             continue
         if hits and suppressor:
@@ -78,24 +84,48 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider, st
             for alert in decider.advance(epoch):
                 emit_counted(alert, emit, stats)
             watermark = decider.watermark
+        elif epoch is not None and epoch < watermark - lateness:
+            late += 1
         if size == UNMATCHED_ITEM:
             continue
         if size == LANE_ITEM:  # see FileResult.records
             event_id, _, _, rule_index, group, call, account, time, back = item
             if not (watermark - lateness <= epoch <= watermark and lane_hold(
                     rules[rule_index], group, epoch, event_id, call, account, time, back)):
-                stub = stub_of((event_id, call, account, time), back)
-                for alert in offer(Match(rules[rule_index], stub, group), epoch):
+                record = back if type(back) is dict else stub_of(
+                    (event_id, call, account, time), back)
+                for alert in offer(Match(rules[rule_index], record, group), epoch):
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        record, _, _, found = item
-        for rule_index, group_key in found:
-            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
-                emit_counted(alert, emit, stats)
+        if size == HELD_ITEM:  # a stream's: see filescan.scan_stream
+            _offer_held(item, rules, decider, emit, stats)
+        else:
+            record, _, _, found = item
+            for rule_index, group_key in found:
+                for alert in offer(Match(rules[rule_index], record, group_key), epoch):
+                    emit_counted(alert, emit, stats)
         watermark = decider.watermark
+    stats.late += late
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
+            emit_counted(alert, emit, stats)
+
+
+def _offer_held(item: tuple[Any, ...], rules: list[Rule], decider: Decider,
+                emit: Callable[[Alert], None], stats: ScanStats) -> None:
+    """A record with several matches and its way back: the lane's matches held with the way
+    back (the record is not kept for them), the others offered whole."""
+    record, epoch, _, found, back = item
+    get = record.get
+    lane = decider.lane_rules
+    for rule_index, group_key in found:
+        rule = rules[rule_index]
+        if rule.id in lane and decider.hold(
+                rule, group_key, epoch, get("eventID"), get("sharedEventID"),
+                get("recipientAccountId"), get("eventTime"), back):
+            continue
+        for alert in decider.offer(Match(rule, record, group_key), epoch):
             emit_counted(alert, emit, stats)
 
 
@@ -136,7 +166,8 @@ def _claim(result: FileResult, befores: list[float], store: StateStore, stats: S
             claims.append((None, before))
             newest = before
         claimed.append(len(claims))
-        claims.append((item[0] if len(item) != GENERAL_ITEM else item[0].get("eventID"), epoch))
+        whole = len(item) in (GENERAL_ITEM, HELD_ITEM)  # the record, not its eventID
+        claims.append((item[0].get("eventID") if whole else item[0], epoch))
         if epoch is not None and epoch > newest:
             newest = epoch
     if result.last_epoch > newest:

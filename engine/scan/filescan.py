@@ -34,8 +34,8 @@ from engine.suppressor import Hit, Suppressor
 # Matched records (and malformed lines) per FileResult: what a process holds of one file
 # whatever the file's size (a JSON-lines export, say, where every record matches a rule).
 CHUNK_RECORDS = 2_000
-# The lengths of FileResult.records' three kinds of item.
-UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
+# The lengths of FileResult.records' kinds of item.
+UNMATCHED_ITEM, GENERAL_ITEM, HELD_ITEM, LANE_ITEM = 3, 4, 5, 9
 
 _EVALUATOR: Evaluator | None = None  # set by configure before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
@@ -57,11 +57,13 @@ class FileResult:
     """What a process found in one file, or in a chunk of it: matched records, counts, and
     problems."""
 
-    # In file order, each record with an eventID (every record: _scan_records' `every`) as
-    # one of:
+    # In file order, each record with an eventID (a stream's: every record, see scan_stream)
+    # as one of:
     # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
     #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
+    # - a stream's only: the same and the record's way back, when some of its matches are
+    #   the lane's, which holds them with the way back instead of the record;
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
     #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
@@ -137,8 +139,26 @@ def scan_file(path: str) -> Iterator[FileResult]:
         yield result
 
 
+def scan_stream(items: Iterator[Any], refs: Refs | None, scanner: Scanner, watermark: float
+                ) -> Iterator[FileResult]:
+    """A stream's items (engine.scan.pipeline's batch, its repeats dropped before) scanned as
+    a file's are, CHUNK_RECORDS at a time; `refs` and `watermark` as for _scan_records. The
+    evaluator and suppressor count as they go: a result's own counts stay empty.
+
+    Two differences from a file, both to decide as that pipeline did a record at a time:
+    every record is kept, with an eventID or not, so that the decider's clock moves at each;
+    and a record with several matches, some of them the lane's, carries its way back
+    (HELD_ITEM) for the lane to hold. A file's scan makes neither, so that lean and whole
+    reading give the same results (tests/test_lean.py)."""
+    last = False
+    while not last:
+        result = FileResult()
+        watermark, last = _scan_records(items, refs, scanner, result, watermark, stream=True)
+        yield result
+
+
 def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
-                  result: FileResult, watermark: float, every: bool = False
+                  result: FileResult, watermark: float, stream: bool = False
                   ) -> tuple[float, bool]:
     """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the items
     are done). `watermark`: the newest eventTime before the first item.
@@ -146,9 +166,7 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
     `refs`: each item's place, popped as the items are read (engine.inputs.files.iter_paths
     appends them), for a lane match's way back (engine.decide.stubs); None when the items
     have no place to be read again from, and the lane holds the record itself.
-    `every`: keep the records that matched nothing even without an eventID, for a caller
-    that dropped the repeats before the scan (engine.scan.pipeline) and wants the decider's
-    clock to move at each record, as it did when it decided one record at a time."""
+    `stream`: scan_stream's items (see there)."""
     kept = result.records
     evaluator, lane, suppressor, index = (
         scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
@@ -173,10 +191,16 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
                     get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
                     get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                     back))
+            elif stream and refs is not None and epoch is not None and any(
+                    rule.id in lane for rule, _ in matches) and (
+                    back := way_back(item, ref)) is not None:
+                kept.append((item, epoch, watermark,
+                             [(index[rule.id, rule.step], group) for rule, group in matches],
+                             back))
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
-        elif (event_id := item.get("eventID")) is not None or every:  # a repeat, maybe
+        elif (event_id := item.get("eventID")) is not None or stream:  # a repeat, maybe
             kept.append((event_id, epoch, watermark))
         if hits:
             result.suppressed.append((at if len(kept) > at else -1, hits))

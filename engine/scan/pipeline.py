@@ -17,11 +17,11 @@ from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
-from engine.decide.stubs import Ref, Resolver, way_back
+from engine.decide.stubs import Ref, Resolver
 from engine.inputs.decode import Item
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import Refs
-from engine.model import Alert, Match
+from engine.model import Alert
 from engine.scan.counts import (
     SAMPLE_LIMIT,
     ScanStats,
@@ -29,6 +29,8 @@ from engine.scan.counts import (
     emit_counted,
     note_span,
 )
+from engine.scan.deciding import decide_result
+from engine.scan.filescan import Scanner, scan_stream
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.suppressor import Suppressor
@@ -125,58 +127,28 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
                emit: Callable[[Alert], None], stats: ScanStats,
                placed: list[Ref | None] | None = None,
                suppressor: Suppressor | None = None) -> None:
-    """One batch of items: claim their eventIDs in one go, then evaluate and offer in order.
+    """One batch of items: claim their eventIDs in one go, then scan the records that are not
+    repeats as a file's are scanned (engine.scan.filescan) and decide them as a file's are
+    decided (engine.scan.deciding), in order.
 
+    A repeat is never evaluated, so its matches and rule errors are never counted: the
+    eventIDs are claimed before the scan, not after it as a file's must be.
     `placed`: where each item can be read again (see run_scan), if known.
     The daemon calls this per source message, then `decider.flush()`, delivers, and commits
     the store: a crash before the commit leaves the message to be processed again."""
-    records: list[dict[str, Any]] = []
-    claims: list[tuple[str | None, float | None]] = []
-    for item in batch:
-        if type(item) is dict:
-            records.append(item)
-            claims.append((_event_id(item), event_epoch(item)))
-        else:
-            count_other(item, stats)
+    claims = [(_event_id(item), event_epoch(item)) for item in batch if type(item) is dict]
     repeats = ids.seen_events(claims)
     if stats.span is not None:
         note_span(stats.span, (epoch for _, epoch in claims))
-    suppress = suppressor.filter if suppressor else None
-    matched, offer, advance, hold = (evaluator.matched, decider.offer, decider.advance,
-                                     decider.hold)
-    lane = decider.lane_rules
-    where = [ref for item, ref in zip(batch, placed, strict=True)
-             if type(item) is dict] if lane and placed is not None else None
-    events = duplicates = late = 0
-    for n, (record, (_, epoch), repeat) in enumerate(zip(records, claims, repeats, strict=True)):
-        if repeat:
-            duplicates += 1
-            continue
-        events += 1
-        if epoch is not None and epoch > decider.watermark:
-            for alert in advance(epoch):
-                emit_counted(alert, emit, stats)
-        elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
-            late += 1
-        found = matched(record)
-        if found and suppress is not None:
-            found = suppress(record, found)
-        if not found:
-            continue
-        held = None
-        for rule, group in found:
-            if rule.id in lane and epoch is not None:  # the threshold lane: no Match made
-                if held is None:  # the record, or its way back (see run_scan)
-                    held = record if where is None else way_back(record, where[n]) or record
-                get = record.get
-                if hold(rule, group, epoch, get("eventID"), get("sharedEventID"),
-                        get("recipientAccountId"), get("eventTime"), held):
-                    continue
-            for alert in offer(Match(rule, record, group), epoch):
-                emit_counted(alert, emit, stats)
-    stats.events += events
-    stats.duplicates += duplicates
-    stats.late += late
+    stats.duplicates += sum(repeats)
+    fresh = iter(repeats)
+    kept = [type(item) is not dict or not next(fresh) for item in batch]
+    items = iter([item for item, keep in zip(batch, kept, strict=True) if keep])
+    refs = None if placed is None else [  # popped from the end, as iter_paths' are
+        ref for ref, keep in zip(reversed(placed), reversed(kept), strict=True) if keep]
+    scanner = Scanner.of(evaluator, decider.lane_rules, suppressor)
+    for result in scan_stream(items, refs, scanner, decider.watermark):
+        decide_result(result, evaluator, decider, None, emit, stats, suppressor)
 
 
 def _event_id(record: dict[str, Any]) -> str | None:
