@@ -23,12 +23,11 @@ that turns out to be a repeat is counted as an error.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
 from engine.decide.stubs import stub_of
-from engine.model import Alert, Match, Rule
+from engine.model import Alert, Match
 from engine.scan.counts import SAMPLE_LIMIT, ScanStats, emit_counted, note_span
 from engine.scan.filescan import GENERAL_ITEM, HELD_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult
 from engine.state import StateStore
@@ -54,7 +53,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
         befores = [item[2] for item in records]
     repeats = (_claim(result, befores, store, stats) if store is not None
                else [False] * len(records))
-    offer, lane_hold = decider.offer, decider.lane.hold
+    offer, lane_hold, lane_rules = decider.offer, decider.lane.hold, decider.lane_rules
     # Decider.hold inlined (its lateness check, then the lane's), and the watermark kept
     # here between the calls that move it: this loop runs for every record of the scan.
     watermark, lateness = decider.watermark, decider.allowed_lateness
@@ -98,34 +97,27 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        if size == HELD_ITEM:  # a stream's: see filescan.scan_stream
-            _offer_held(item, rules, decider, emit, stats)
-        else:
-            record, _, _, found = item
+        if size == HELD_ITEM:  # a stream's (filescan.scan_stream): the lane holds the way back
+            record, _, _, found, back = item
+            get = record.get
             for rule_index, group_key in found:
-                for alert in offer(Match(rules[rule_index], record, group_key), epoch):
+                rule = rules[rule_index]
+                if rule.id in lane_rules and watermark - lateness <= epoch <= watermark and (
+                        lane_hold(rule, group_key, epoch, get("eventID"), get("sharedEventID"),
+                                  get("recipientAccountId"), get("eventTime"), back)):
+                    continue
+                for alert in offer(Match(rule, record, group_key), epoch):
                     emit_counted(alert, emit, stats)
+                watermark = decider.watermark
+            continue
+        record, _, _, found = item
+        for rule_index, group_key in found:
+            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
+                emit_counted(alert, emit, stats)
         watermark = decider.watermark
     stats.late += late
     if result.last_epoch > decider.watermark:
         for alert in decider.advance(result.last_epoch):
-            emit_counted(alert, emit, stats)
-
-
-def _offer_held(item: tuple[Any, ...], rules: list[Rule], decider: Decider,
-                emit: Callable[[Alert], None], stats: ScanStats) -> None:
-    """A record with several matches and its way back: the lane's matches held with the way
-    back (the record is not kept for them), the others offered whole."""
-    record, epoch, _, found, back = item
-    get = record.get
-    lane = decider.lane_rules
-    for rule_index, group_key in found:
-        rule = rules[rule_index]
-        if rule.id in lane and decider.hold(
-                rule, group_key, epoch, get("eventID"), get("sharedEventID"),
-                get("recipientAccountId"), get("eventTime"), back):
-            continue
-        for alert in decider.offer(Match(rule, record, group_key), epoch):
             emit_counted(alert, emit, stats)
 
 

@@ -62,8 +62,8 @@ class FileResult:
     # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
     #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
-    # - a stream's only: the same and the record's way back, when some of its matches are
-    #   the lane's, which holds them with the way back instead of the record;
+    # - a stream's only (scan_stream): the same and the record's way back, when some of its
+    #   matches are the lane's, which holds them with the way back instead of the record;
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
     #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
@@ -147,9 +147,10 @@ def scan_stream(items: Iterator[Any], refs: Refs | None, scanner: Scanner, water
 
     Two differences from a file, both to decide as that pipeline did a record at a time:
     every record is kept, with an eventID or not, so that the decider's clock moves at each;
-    and a record with several matches, some of them the lane's, carries its way back
-    (HELD_ITEM) for the lane to hold. A file's scan makes neither, so that lean and whole
-    reading give the same results (tests/test_lean.py)."""
+    and with `refs`, a record with a lane match is kept whole with its way back (HELD_ITEM):
+    the lane holds the way back, and a match it cannot take (late, say) is offered with the
+    record, which is at hand, instead of a stub to read back. A file's scan makes neither,
+    so that lean and whole reading give the same results (tests/test_lean.py)."""
     last = False
     while not last:
         result = FileResult()
@@ -170,6 +171,7 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
     kept = result.records
     evaluator, lane, suppressor, index = (
         scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
+    held = stream and refs is not None  # lane matches as HELD_ITEMs (see scan_stream)
     for item in items:
         ref = refs.pop() if refs is not None else None
         if type(item) is not dict:
@@ -183,7 +185,17 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
             matches, hits = suppressor.split(item, matches)
         if matches:
             rule, group = matches[0]
-            if len(matches) == 1 and rule.id in lane and epoch is not None and (
+            if held:
+                if len(matches) == 1:
+                    found, laned = [(index[rule.id, rule.step], group)], rule.id in lane
+                else:
+                    found = [(index[rule.id, rule.step], group) for rule, group in matches]
+                    laned = any(rule.id in lane for rule, _ in matches)
+                if laned and epoch is not None and (way := way_back(item, ref)) is not None:
+                    kept.append((item, epoch, watermark, found, way))
+                else:
+                    kept.append((item, epoch, watermark, found))
+            elif len(matches) == 1 and rule.id in lane and epoch is not None and (
                     back := item if refs is None else way_back(item, ref)
             ) is not None:  # the lane's values cross
                 get = item.get
@@ -191,12 +203,6 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
                     get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
                     get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                     back))
-            elif stream and refs is not None and epoch is not None and any(
-                    rule.id in lane for rule, _ in matches) and (
-                    back := way_back(item, ref)) is not None:
-                kept.append((item, epoch, watermark,
-                             [(index[rule.id, rule.step], group) for rule, group in matches],
-                             back))
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))

@@ -140,14 +140,17 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
     repeats = ids.seen_events(claims)
     if stats.span is not None:
         note_span(stats.span, (epoch for _, epoch in claims))
-    stats.duplicates += sum(repeats)
-    fresh = iter(repeats)
-    kept = [type(item) is not dict or not next(fresh) for item in batch]
-    items = iter([item for item, keep in zip(batch, kept, strict=True) if keep])
-    refs = None if placed is None else [  # popped from the end, as iter_paths' are
-        ref for ref, keep in zip(reversed(placed), reversed(kept), strict=True) if keep]
+    items, refs = batch, placed
+    if any(repeats):
+        stats.duplicates += sum(repeats)
+        fresh = iter(repeats)
+        kept = [type(item) is not dict or not next(fresh) for item in batch]
+        items = [item for item, keep in zip(batch, kept, strict=True) if keep]
+        if placed is not None:
+            refs = [ref for ref, keep in zip(placed, kept, strict=True) if keep]
     scanner = Scanner.of(evaluator, decider.lane_rules, suppressor)
-    for result in scan_stream(items, refs, scanner, decider.watermark):
+    reverse = None if refs is None else refs[::-1]  # popped from the end, as iter_paths' are
+    for result in scan_stream(iter(items), reverse, scanner, decider.watermark):
         decide_result(result, evaluator, decider, None, emit, stats, suppressor)
 
 
