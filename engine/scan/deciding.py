@@ -14,10 +14,17 @@ Why a FileResult and not records: a --workers process cannot decide (the decider
 store are the parent's, and no group's state is split between processes), so it sends what
 it scanned, as little of it as deciding needs; the parent decides it here.
 
-Repeats are known only once the eventIDs are claimed, and the scan of a file may run in another
-process before that: every record of a file is evaluated, and a repeat's matches uncounted
-here. One difference from not evaluating repeats at all is left: a rule that fails on a record
-that turns out to be a repeat is counted as an error.
+Repeats are known once the eventIDs are claimed, in one round trip for many records (a shared
+store). A file's scan may run in another process before that, so its eventIDs are claimed
+here, after every record was evaluated, and a repeat's matches (and suppressed matches) are
+uncounted here; one difference from not evaluating repeats at all is left: a rule that fails
+on a record that turns out to be a repeat is counted as an error. A stream claims its batch's
+eventIDs before scanning it (engine.scan.pipeline.scan_batch) and scans only what is not a
+repeat, so its counts have no such difference (`store=None` here: nothing left to claim).
+
+Late records: `stats.late` counts the records that arrive more than the allowed lateness
+behind the decider's clock (the daemon's metric); the summary says how many matches the
+decider decided late (Decider.late).
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
-"""One file's scan: its records decoded (lean when it can), evaluated, and kept as results.
+"""Scanning records: decoded (a file lean when it can), evaluated, and kept as results.
 
-What crosses from a --workers process to the deciding parent is a FileResult: the records
-that matched, as few values as deciding needs (see FileResult.records), counts and problems,
-CHUNK_RECORDS at a time, so a process holds little of a file whatever its size. A file of
-the usual shape is decoded lean (engine.inputs.lean: only the fields the rules read); any
-other is read the general way (engine.inputs.files), and both give the same results
-(tests/test_lean.py).
+What a scan hands to deciding (engine.scan.deciding) is a FileResult: the records that
+matched, as few values as deciding needs (see FileResult.records), counts and problems,
+CHUNK_RECORDS at a time, so a process holds little of a file whatever its size. It crosses
+from a --workers process to the deciding parent; a stream's batch (engine.scan.pipeline) is
+scanned into one by the same code (scan_stream), in the process that decides it.
 
-The compiled rules, the lane's rules, the suppressions and the lean reader are set once by
-`configure`, in the parent before it forks, and inherited by the workers: nothing is pickled
-per file but the results.
+A file of the usual shape is decoded lean (engine.inputs.lean: only the fields the rules
+read); any other is read the general way (engine.inputs.files), and both give the same
+results (tests/test_lean.py).
+
+For files, the compiled rules, the lane's rules, the suppressions and the lean reader are set
+once by `configure`, in the parent before it forks, and inherited by the workers: nothing is
+pickled per file but the results. A stream passes its own (a Scanner) with each batch.
 """
 
 from __future__ import annotations

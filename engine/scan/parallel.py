@@ -5,9 +5,10 @@ rules); each process, the parent too, takes the next file nobody has taken, read
 evaluates every condition, keeping the records that matched, each with its matches and the
 watermark its file had reached (and of the others, only their eventIDs). The parent decides
 the files' results in the same order a single process reads the files (engine.inputs.walk's
-eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it):
-it drops repeated eventIDs and offers the matches to the one decider, advancing the
-watermark exactly where a single process would have. The decider therefore sees the same
+eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it)
+with engine.scan.deciding, which stdin and the daemon decide with too: it drops repeated
+eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
+single process would have. The decider therefore sees the same
 matches in the same order against the same watermark, and the alerts are identical to one
 worker's, stateful rules included; no group's state is split between processes.
 
@@ -27,9 +28,7 @@ The files come from engine.inputs.walk lazily; they are taken WINDOW_FILES at a 
 forked for each window, so an archive of millions of files is never a list in memory.
 
 Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
-matches uncounted, as one process would. One difference is left: a rule that fails on a
-record that turns out to be a repeat is counted as an error here; one process would not have
-evaluated the repeat.
+matches uncounted, as one process would (engine.scan.deciding says the one difference left).
 """
 
 

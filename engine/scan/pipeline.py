@@ -1,11 +1,19 @@
-"""The one-shot pipeline: items -> drop repeats -> evaluate -> decide -> emit, with counts.
+"""A stream of items, a batch at a time: drop repeats -> scan -> decide -> emit, with counts.
+
+The driver of stdin (`trailguard scan -`), rule tests and the daemon (which calls scan_batch
+per batch, then flushes, delivers and commits). A batch is scanned by the code that scans a
+file's records (engine.scan.filescan.scan_stream) and decided by the code that decides them
+(engine.scan.deciding): files and streams share one driver and differ only in how records
+arrive. Alerts come as the stream flows, BATCH records at a time.
 
 Exact eventID repeats are dropped through the decider's state store, so with a persistent
-store (`--state sqlite:///...`) a record scanned in an earlier run is a repeat too.
+store (`--state sqlite:///...`) a record scanned in an earlier run is a repeat too. They are
+claimed before the batch is scanned, so a repeat is never evaluated.
 
-Everything a user needs to trust a scan is counted here: events, exact eventID repeats,
-malformed and skipped payloads (with their origins), matches, alerts and rule errors per rule.
-Nothing here stops the stream: a bad payload is a number and a line in the summary.
+Everything a user needs to trust a scan is counted (engine.scan.counts): events, exact
+eventID repeats, malformed and skipped payloads (with their origins), matches, alerts and rule
+errors per rule. Nothing here stops the stream: a bad payload is a number and a line in the
+summary.
 """
 
 from __future__ import annotations
@@ -84,7 +92,7 @@ def run_scan(
 
     Exact repeats are recognised by `memory`, by default the decider's store. Records are
     taken in batches so that a shared store claims their eventIDs in one round trip; within a
-    batch they are evaluated in arrival order, one at a time.
+    batch they are scanned, then decided, in arrival order.
 
     `refs`: the list `iter_paths(..., refs=)` fills for `items`. With it, a record whose
     matches all wait on the threshold lane is held there as a stub, made whole again only if
