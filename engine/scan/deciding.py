@@ -30,13 +30,21 @@ decider decided late (Decider.late).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
 from engine.decide.stubs import stub_of
 from engine.model import Alert, Match
 from engine.scan.counts import SAMPLE_LIMIT, ScanStats, emit_counted, note_span
-from engine.scan.filescan import GENERAL_ITEM, HELD_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult
+from engine.scan.filescan import (
+    GENERAL_ITEM,
+    HELD_ITEM,
+    HELD_LANE_ITEM,
+    LANE_ITEM,
+    UNMATCHED_ITEM,
+    FileResult,
+)
 from engine.state import StateStore
 from engine.suppressor import Suppressor
 
@@ -57,7 +65,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
     _count(result, evaluator, stats, suppressor)
     records = result.records
     if befores is None:
-        befores = [item[2] for item in records]
+        befores = list(map(itemgetter(2), records))  # each record's own (in C: per record)
     repeats = (_claim(result, befores, store, stats) if store is not None
                else [False] * len(records))
     offer, lane_hold, lane_rules = decider.offer, decider.lane.hold, decider.lane_rules
@@ -74,7 +82,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
             stats.events -= 1
             if hits:
                 evaluator.matches.subtract(rule_id for rule_id, _ in hits)
-            if size == LANE_ITEM:
+            if size in (LANE_ITEM, HELD_LANE_ITEM):
                 evaluator.matches[rules[item[3]].id] -= 1
             elif size in (GENERAL_ITEM, HELD_ITEM):
                 evaluator.matches.subtract(rules[index].id for index, _ in item[3])
@@ -104,7 +112,15 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        if size == HELD_ITEM:  # a stream's (filescan.scan_stream): the lane holds the way back
+        if size == HELD_LANE_ITEM:  # a stream's (filescan.scan_stream): the record at hand
+            event_id, _, _, rule_index, group, call, account, time, back, record = item
+            if not (watermark - lateness <= epoch <= watermark and lane_hold(
+                    rules[rule_index], group, epoch, event_id, call, account, time, back)):
+                for alert in offer(Match(rules[rule_index], record, group), epoch):
+                    emit_counted(alert, emit, stats)
+                watermark = decider.watermark
+            continue
+        if size == HELD_ITEM:  # a stream's too: the lane holds the way back
             record, _, _, found, back = item
             get = record.get
             for rule_index, group_key in found:

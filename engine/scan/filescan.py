@@ -37,8 +37,8 @@ from engine.suppressor import Hit, Suppressor
 # Matched records (and malformed lines) per FileResult: what a process holds of one file
 # whatever the file's size (a JSON-lines export, say, where every record matches a rule).
 CHUNK_RECORDS = 2_000
-# The lengths of FileResult.records' kinds of item.
-UNMATCHED_ITEM, GENERAL_ITEM, HELD_ITEM, LANE_ITEM = 3, 4, 5, 9
+# The lengths of FileResult.records' kinds of item (HELD_ITEM and HELD_LANE_ITEM: a stream's).
+UNMATCHED_ITEM, GENERAL_ITEM, HELD_ITEM, LANE_ITEM, HELD_LANE_ITEM = 3, 4, 5, 9, 10
 
 _EVALUATOR: Evaluator | None = None  # set by configure before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
@@ -65,14 +65,16 @@ class FileResult:
     # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
     #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
-    # - a stream's only (scan_stream): the same and the record's way back, when some of its
-    #   matches are the lane's, which holds them with the way back instead of the record;
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
     #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
     #   file) or its JSON text, or the record itself where it has no place to be read again
     #   from and stays in this process). Flat but for the way back; pickle writes the path
     #   once.
+    # A stream's (scan_stream, with refs) lane matches also keep the record at hand, for a
+    # match the lane cannot take: a lane item with the record after its way back; or, for a
+    # record with several matches some of which are the lane's, (record, epoch, watermark
+    # before it, [(rule index, group)], way back).
     records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
@@ -142,81 +144,87 @@ def scan_file(path: str) -> Iterator[FileResult]:
         yield result
 
 
-def scan_stream(items: Iterator[Any], refs: Refs | None, scanner: Scanner, watermark: float
-                ) -> Iterator[FileResult]:
+def scan_stream(items: Iterator[Any], epochs: Iterator[float | None], refs: Refs | None,
+                scanner: Scanner, watermark: float) -> Iterator[FileResult]:
     """A stream's items (engine.scan.pipeline's batch, its repeats dropped before) scanned as
-    a file's are, CHUNK_RECORDS at a time; `refs` and `watermark` as for _scan_records. The
-    evaluator and suppressor count as they go: a result's own counts stay empty.
+    a file's are, CHUNK_RECORDS at a time; `epochs`: its records' eventTimes, as their
+    eventIDs were claimed with; `refs` and `watermark` as for _scan_records. The evaluator
+    and suppressor count as they go: a result's own counts stay empty.
 
     Two differences from a file, both to decide as that pipeline did a record at a time:
     every record is kept, with an eventID or not, so that the decider's clock moves at each;
-    and with `refs`, a record with a lane match is kept whole with its way back (HELD_ITEM):
-    the lane holds the way back, and a match it cannot take (late, say) is offered with the
-    record, which is at hand, instead of a stub to read back. A file's scan makes neither,
-    so that lean and whole reading give the same results (tests/test_lean.py)."""
+    and with `refs`, a record with a lane match keeps the record beside its way back
+    (HELD_LANE_ITEM, HELD_ITEM): the lane holds the way back, and a match it cannot take
+    (late, say) is offered with the record, which is at hand, instead of a stub to read
+    back. A file's scan makes neither, so that lean and whole reading give the same results
+    (tests/test_lean.py)."""
     last = False
     while not last:
         result = FileResult()
-        watermark, last = _scan_records(items, refs, scanner, result, watermark, stream=True)
+        watermark, last = _scan_records(items, refs, scanner, result, watermark, epochs)
         yield result
 
 
 def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
-                  result: FileResult, watermark: float, stream: bool = False
-                  ) -> tuple[float, bool]:
+                  result: FileResult, watermark: float,
+                  stream: Iterator[float | None] | None = None) -> tuple[float, bool]:
     """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the items
     are done). `watermark`: the newest eventTime before the first item.
 
     `refs`: each item's place, popped as the items are read (engine.inputs.files.iter_paths
     appends them), for a lane match's way back (engine.decide.stubs); None when the items
     have no place to be read again from, and the lane holds the record itself.
-    `stream`: scan_stream's items (see there)."""
-    kept = result.records
+    `stream`: scan_stream's items' epochs (see there), read instead of each eventTime."""
+    kept, malformed, limit = result.records, result.malformed, CHUNK_RECORDS
     evaluator, lane, suppressor, index = (
         scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
-    held = stream and refs is not None  # lane matches as HELD_ITEMs (see scan_stream)
+    held = stream is not None and refs is not None  # lane items with records (scan_stream)
+    events = 0
     for item in items:
         ref = refs.pop() if refs is not None else None
         if type(item) is not dict:
             _note(item, result)
             continue
-        result.events += 1
-        epoch = event_epoch(item)
+        events += 1
+        epoch = event_epoch(item) if stream is None else next(stream)
         matches = evaluator.matched(item)
         hits, at = None, len(kept)
         if matches and suppressor is not None:
             matches, hits = suppressor.split(item, matches)
         if matches:
             rule, group = matches[0]
-            if held:
-                if len(matches) == 1:
-                    found, laned = [(index[rule.id, rule.step], group)], rule.id in lane
-                else:
-                    found = [(index[rule.id, rule.step], group) for rule, group in matches]
-                    laned = any(rule.id in lane for rule, _ in matches)
-                if laned and epoch is not None and (way := way_back(item, ref)) is not None:
-                    kept.append((item, epoch, watermark, found, way))
-                else:
-                    kept.append((item, epoch, watermark, found))
-            elif len(matches) == 1 and rule.id in lane and epoch is not None and (
+            if len(matches) == 1 and rule.id in lane and epoch is not None and (
                     back := item if refs is None else way_back(item, ref)
             ) is not None:  # the lane's values cross
                 get = item.get
-                kept.append((
-                    get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
-                    get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                    back))
+                if held:  # and the record, at hand (see scan_stream)
+                    kept.append((
+                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                        back, item))
+                else:
+                    kept.append((
+                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                        back))
+            elif held and epoch is not None and any(r.id in lane for r, _ in matches) and (
+                    way := way_back(item, ref)) is not None:  # see scan_stream
+                kept.append((item, epoch, watermark,
+                             [(index[rule.id, rule.step], group) for rule, group in matches],
+                             way))
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
-        elif (event_id := item.get("eventID")) is not None or stream:  # a repeat, maybe
+        elif (event_id := item.get("eventID")) is not None or stream is not None:  # repeat?
             kept.append((event_id, epoch, watermark))
         if hits:
             result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
             watermark = epoch
-        if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
+        if len(kept) + len(malformed) >= limit:
+            result.events += events
             return watermark, False
+    result.events += events
     return watermark, True
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from engine.conditions.evaluator import Evaluator
@@ -148,7 +149,7 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
     repeats = ids.seen_events(claims)
     if stats.span is not None:
         note_span(stats.span, (epoch for _, epoch in claims))
-    items, refs = batch, placed
+    items, refs, epochs = batch, placed, list(map(itemgetter(1), claims))
     if any(repeats):
         stats.duplicates += sum(repeats)
         fresh = iter(repeats)
@@ -156,9 +157,10 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
         items = [item for item, keep in zip(batch, kept, strict=True) if keep]
         if placed is not None:
             refs = [ref for ref, keep in zip(placed, kept, strict=True) if keep]
+        epochs = [epoch for epoch, repeat in zip(epochs, repeats, strict=True) if not repeat]
     scanner = Scanner.of(evaluator, decider.lane_rules, suppressor)
     reverse = None if refs is None else refs[::-1]  # popped from the end, as iter_paths' are
-    for result in scan_stream(iter(items), reverse, scanner, decider.watermark):
+    for result in scan_stream(iter(items), iter(epochs), reverse, scanner, decider.watermark):
         decide_result(result, evaluator, decider, None, emit, stats, suppressor)
 
 
