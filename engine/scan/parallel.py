@@ -8,9 +8,9 @@ the files' results in the same order a single process reads the files (engine.in
 eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it)
 with engine.scan.deciding, which stdin and the daemon decide with too: it drops repeated
 eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
-single process would have. The decider therefore sees the same
-matches in the same order against the same watermark, and the alerts are identical to one
-worker's, stateful rules included; no group's state is split between processes.
+single process would have. The decider therefore sees the same matches in the same order
+against the same watermark, and the alerts are identical to one worker's, stateful rules
+included; no group's state is split between processes.
 
 The parent scans a file itself only when the result it must decide next is not ready, so the
 work balances itself: deciding is serial, and N processes on N cores never wait on a third
