@@ -50,6 +50,8 @@ from engine.suppressor import Suppressor
 
 __all__ = ["decide_result"]
 
+_WHOLE = frozenset((GENERAL_ITEM, HELD_ITEM))  # the kinds of item that begin with the record
+
 
 def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
                   store: StateStore | None, emit: Callable[[Alert], None], stats: ScanStats,
@@ -94,12 +96,13 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
             for alert in decider.advance(before):
                 emit_counted(alert, emit, stats)
             watermark = decider.watermark
-        if epoch is not None and epoch > watermark:
-            for alert in decider.advance(epoch):
-                emit_counted(alert, emit, stats)
-            watermark = decider.watermark
-        elif epoch is not None and epoch < watermark - lateness:
-            late += 1
+        if epoch is not None:
+            if epoch > watermark:
+                for alert in decider.advance(epoch):
+                    emit_counted(alert, emit, stats)
+                watermark = decider.watermark
+            elif epoch < watermark - lateness:
+                late += 1
         if size == UNMATCHED_ITEM:
             continue
         if size == LANE_ITEM:  # see FileResult.records
@@ -181,8 +184,7 @@ def _claim(result: FileResult, befores: list[float], store: StateStore, stats: S
             claims.append((None, before))
             newest = before
         claimed.append(len(claims))
-        whole = len(item) in (GENERAL_ITEM, HELD_ITEM)  # the record, not its eventID
-        claims.append((item[0].get("eventID") if whole else item[0], epoch))
+        claims.append((item[0].get("eventID") if len(item) in _WHOLE else item[0], epoch))
         if epoch is not None and epoch > newest:
             newest = epoch
     if result.last_epoch > newest:

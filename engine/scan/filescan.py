@@ -21,6 +21,8 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -179,14 +181,17 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
     evaluator, lane, suppressor, index = (
         scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
     held = stream is not None and refs is not None  # lane items with records (scan_stream)
+    # Chosen once, not per record: C callables for a stream (no place; its epochs given).
+    pop = refs.pop if refs is not None else repeat(None).__next__
+    epoch_of = event_epoch if stream is None else partial(next, stream)  # next(it, item)
     events = 0
     for item in items:
-        ref = refs.pop() if refs is not None else None
+        ref = pop()
         if type(item) is not dict:
             _note(item, result)
             continue
         events += 1
-        epoch = event_epoch(item) if stream is None else next(stream)
+        epoch = epoch_of(item)
         matches = evaluator.matched(item)
         hits, at = None, len(kept)
         if matches and suppressor is not None:
