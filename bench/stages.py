@@ -118,7 +118,8 @@ def _decide_alone(scanned: list[Any], fresh: Callable[[], tuple[Any, Any, Any]])
 
     from engine.decide.merge import Merge
     from engine.decide.stubs import Resolver
-    from engine.scan import filescan, parallel
+    from engine.scan import filescan
+    from engine.scan.deciding import decide_result
     from engine.scan.pipeline import ScanStats, emit_counted
 
     evaluator, store, decider = fresh()
@@ -128,13 +129,13 @@ def _decide_alone(scanned: list[Any], fresh: Callable[[], tuple[Any, Any, Any]])
     def emit(alert: Any) -> None:
         pass
 
-    merge = Merge(lambda items, befores, hits: parallel._decide_file(
+    merge = Merge(lambda items, befores, hits: decide_result(
         filescan.FileResult(records=items, suppressed=hits), evaluator, decider, store, emit,
         stats, None, befores))
     started = time.process_time()
     for result in scanned:
-        parallel._decide_file(replace(result, records=[], last_epoch=float("-inf")),
-                              evaluator, decider, store, emit, stats)
+        decide_result(replace(result, records=[], last_epoch=float("-inf")),
+                      evaluator, decider, store, emit, stats)
         merge.add(result.records, result.last_epoch, result.path)
     merge.close()
     for alert in decider.flush():

@@ -155,7 +155,8 @@ def _scan(args: argparse.Namespace) -> int:
     # 2 cores, 2 give about 2x one with the pack + 200 rules, stateful or not
     # (bench/throughput.py (f)); on many cores the parent's serial deciding is the limit.
     # Files are scanned a file at a time, then decided, even by one process: 10% faster than
-    # record by record. Stdin is read record by record, so alerts come as it flows.
+    # record by record. Stdin is scanned and decided by the same code, a batch (BATCH records)
+    # at a time as it is read, so alerts come as it flows.
     workers = args.workers or os.cpu_count() or 1
     stats = ScanStats(span=[float("inf"), float("-inf")] if backtest else None)
     try:

@@ -14,8 +14,9 @@ match is late): rarely. Two ways back, by where the record came from:
   quarter of the parsed record's memory and one `orjson.dumps`. A large file is not read
   again: a stub asked for far from the last one would mean reading it again from the start.
 
-Both `scan` paths use this: one process (engine.scan.pipeline) and `--workers`
-(engine.scan.parallel), whose workers send a stub's values instead of the record.
+Both of a scan's inputs use this, decided by engine.scan.deciding: files
+(engine.scan.parallel, whose --workers processes send a stub's values instead of the record)
+and streams (engine.scan.pipeline: stdin, where a stub holds the record's JSON text).
 """
 
 from __future__ import annotations

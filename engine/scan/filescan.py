@@ -1,15 +1,18 @@
-"""One file's scan: its records decoded (lean when it can), evaluated, and kept as results.
+"""Scanning records: decoded (a file lean when it can), evaluated, and kept as results.
 
-What crosses from a --workers process to the deciding parent is a FileResult: the records
-that matched, as few values as deciding needs (see FileResult.records), counts and problems,
-CHUNK_RECORDS at a time, so a process holds little of a file whatever its size. A file of
-the usual shape is decoded lean (engine.inputs.lean: only the fields the rules read); any
-other is read the general way (engine.inputs.files), and both give the same results
-(tests/test_lean.py).
+What a scan hands to deciding (engine.scan.deciding) is a FileResult: the records that
+matched, as few values as deciding needs (see FileResult.records), counts and problems,
+CHUNK_RECORDS at a time, so a process holds little of a file whatever its size. It crosses
+from a --workers process to the deciding parent; a stream's batch (engine.scan.pipeline) is
+scanned into one by the same code (scan_stream), in the process that decides it.
 
-The compiled rules, the lane's rules, the suppressions and the lean reader are set once by
-`configure`, in the parent before it forks, and inherited by the workers: nothing is pickled
-per file but the results.
+A file of the usual shape is decoded lean (engine.inputs.lean: only the fields the rules
+read); any other is read the general way (engine.inputs.files), and both give the same
+results (tests/test_lean.py).
+
+For files, the compiled rules, the lane's rules, the suppressions and the lean reader are set
+once by `configure`, in the parent before it forks, and inherited by the workers: nothing is
+pickled per file but the results. A stream passes its own (a Scanner) with each batch.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -34,8 +39,8 @@ from engine.suppressor import Hit, Suppressor
 # Matched records (and malformed lines) per FileResult: what a process holds of one file
 # whatever the file's size (a JSON-lines export, say, where every record matches a rule).
 CHUNK_RECORDS = 2_000
-# The lengths of FileResult.records' three kinds of item.
-UNMATCHED_ITEM, GENERAL_ITEM, LANE_ITEM = 3, 4, 9
+# The lengths of FileResult.records' kinds of item (HELD_ITEM and HELD_LANE_ITEM: a stream's).
+UNMATCHED_ITEM, GENERAL_ITEM, HELD_ITEM, LANE_ITEM, HELD_LANE_ITEM = 3, 4, 5, 9, 10
 
 _EVALUATOR: Evaluator | None = None  # set by configure before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
@@ -57,14 +62,21 @@ class FileResult:
     """What a process found in one file, or in a chunk of it: matched records, counts, and
     problems."""
 
-    # In file order, each record with an eventID as one of:
+    # In file order, each record with an eventID (a stream's: every record, see scan_stream)
+    # as one of:
     # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
     #   parent drops and counts its repeats as one process would;
     # - (record, epoch, watermark before it, [(rule index, group)]);
     # - a record whose one match is a threshold-lane rule's, as the lane takes it
     #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
     #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
-    #   file) or its JSON text). Flat but for the way back; pickle writes the path once.
+    #   file) or its JSON text, or the record itself where it has no place to be read again
+    #   from and stays in this process). Flat but for the way back; pickle writes the path
+    #   once.
+    # A stream's (scan_stream, with refs) lane matches also keep the record at hand, for a
+    # match the lane cannot take: a lane item with the record after its way back; or, for a
+    # record with several matches some of which are the lane's, (record, epoch, watermark
+    # before it, [(rule index, group)], way back).
     records: list[tuple[Any, ...]] = field(default_factory=list)
     path: str = ""
     events: int = 0
@@ -82,6 +94,24 @@ class FileResult:
     suppression_errors: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class Scanner:
+    """What scanning a record takes besides the record: the compiled rules, the ids of the
+    threshold lane's rules, the suppressions, and each route's index in evaluator.routes
+    (what FileResult.records name a rule by)."""
+
+    evaluator: Evaluator
+    lane: frozenset[str]
+    suppressor: Suppressor | None
+    index: dict[tuple[str, int], int]
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, lane: frozenset[str], suppressor: Suppressor | None
+           ) -> Scanner:
+        return cls(evaluator, lane, suppressor,
+                   {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)})
+
+
 def scan_file(path: str) -> Iterator[FileResult]:
     """Parse and evaluate one file; keep only the records that matched, CHUNK_RECORDS at a
     time, so memory stays flat however large the file. In a worker, or in the parent: the
@@ -89,11 +119,11 @@ def scan_file(path: str) -> Iterator[FileResult]:
     chunk's are its own, added when it is decided."""
     evaluator = _EVALUATOR
     assert evaluator is not None
-    index = {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)}
     lean = _LEAN.read(path) if _LEAN is not None else None
     if lean is not None and (results := scan_lean(path, lean, evaluator)) is not None:
         yield from results
         return
+    scanner = Scanner.of(evaluator, _LANE, _SUPPRESSOR)
     refs: Refs = []
     items = iter(read_file(path, refs=refs))
     watermark, last = float("-inf"), False
@@ -105,7 +135,7 @@ def scan_file(path: str) -> Iterator[FileResult]:
         if _SUPPRESSOR:
             _SUPPRESSOR.errors = result.suppression_errors
         try:
-            watermark, last = _scan_records(items, refs, evaluator, index, result, watermark)
+            watermark, last = _scan_records(items, refs, scanner, result, watermark)
         finally:
             result.matches, result.errors = evaluator.matches, evaluator.errors
             result.first_error = evaluator.first_error
@@ -116,43 +146,90 @@ def scan_file(path: str) -> Iterator[FileResult]:
         yield result
 
 
-def _scan_records(items: Iterator[Any], refs: Refs, evaluator: Evaluator,
-                  index: dict[tuple[str, int], int], result: FileResult, watermark: float
-                  ) -> tuple[float, bool]:
-    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the file
-    is done)."""
-    kept = result.records
+def scan_stream(items: Iterator[Any], epochs: Iterator[float | None], refs: Refs | None,
+                scanner: Scanner, watermark: float) -> Iterator[FileResult]:
+    """A stream's items (engine.scan.pipeline's batch, its repeats dropped before) scanned as
+    a file's are, CHUNK_RECORDS at a time; `epochs`: its records' eventTimes, as their
+    eventIDs were claimed with; `refs` and `watermark` as for _scan_records. The evaluator
+    and suppressor count as they go: a result's own counts stay empty.
+
+    Two differences from a file, both to decide as that pipeline did a record at a time:
+    every record is kept, with an eventID or not, so that the decider's clock moves at each;
+    and with `refs`, a record with a lane match keeps the record beside its way back
+    (HELD_LANE_ITEM, HELD_ITEM): the lane holds the way back, and a match it cannot take
+    (late, say) is offered with the record, which is at hand, instead of a stub to read
+    back. A file's scan makes neither, so that lean and whole reading give the same results
+    (tests/test_lean.py)."""
+    last = False
+    while not last:
+        result = FileResult()
+        watermark, last = _scan_records(items, refs, scanner, result, watermark, epochs)
+        yield result
+
+
+def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
+                  result: FileResult, watermark: float,
+                  stream: Iterator[float | None] | None = None) -> tuple[float, bool]:
+    """Items into `result` until it holds CHUNK_RECORDS; (the watermark, whether the items
+    are done). `watermark`: the newest eventTime before the first item.
+
+    `refs`: each item's place, popped as the items are read (engine.inputs.files.iter_paths
+    appends them), for a lane match's way back (engine.decide.stubs); None when the items
+    have no place to be read again from, and the lane holds the record itself.
+    `stream`: scan_stream's items' epochs (see there), read instead of each eventTime."""
+    kept, malformed, limit = result.records, result.malformed, CHUNK_RECORDS
+    evaluator, lane, suppressor, index = (
+        scanner.evaluator, scanner.lane, scanner.suppressor, scanner.index)
+    held = stream is not None and refs is not None  # lane items with records (scan_stream)
+    # Chosen once, not per record: C callables for a stream (no place; its epochs given).
+    pop = refs.pop if refs is not None else repeat(None).__next__
+    epoch_of = event_epoch if stream is None else partial(next, stream)  # next(it, item)
+    events = 0
     for item in items:
-        ref = refs.pop()
+        ref = pop()
         if type(item) is not dict:
             _note(item, result)
             continue
-        result.events += 1
-        epoch = event_epoch(item)
+        events += 1
+        epoch = epoch_of(item)
         matches = evaluator.matched(item)
         hits, at = None, len(kept)
-        if matches and _SUPPRESSOR is not None:
-            matches, hits = _SUPPRESSOR.split(item, matches)
+        if matches and suppressor is not None:
+            matches, hits = suppressor.split(item, matches)
         if matches:
             rule, group = matches[0]
-            if len(matches) == 1 and rule.id in _LANE and epoch is not None and (
-                    back := way_back(item, ref)) is not None:  # the lane's values cross
+            if len(matches) == 1 and rule.id in lane and epoch is not None and (
+                    back := item if refs is None else way_back(item, ref)
+            ) is not None:  # the lane's values cross
                 get = item.get
-                kept.append((
-                    get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
-                    get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                    back))
+                if held:  # and the record, at hand (see scan_stream)
+                    kept.append((
+                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                        back, item))
+                else:
+                    kept.append((
+                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
+                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
+                        back))
+            elif held and epoch is not None and any(r.id in lane for r, _ in matches) and (
+                    way := way_back(item, ref)) is not None:  # see scan_stream
+                kept.append((item, epoch, watermark,
+                             [(index[rule.id, rule.step], group) for rule, group in matches],
+                             way))
             else:
                 kept.append((item, epoch, watermark,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
-        elif (event_id := item.get("eventID")) is not None:  # a repeat, maybe: the parent says
+        elif (event_id := item.get("eventID")) is not None or stream is not None:  # repeat?
             kept.append((event_id, epoch, watermark))
         if hits:
             result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
             watermark = epoch
-        if len(kept) + len(result.malformed) >= CHUNK_RECORDS:
+        if len(kept) + len(malformed) >= limit:
+            result.events += events
             return watermark, False
+    result.events += events
     return watermark, True
 
 

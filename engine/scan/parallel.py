@@ -5,11 +5,12 @@ rules); each process, the parent too, takes the next file nobody has taken, read
 evaluates every condition, keeping the records that matched, each with its matches and the
 watermark its file had reached (and of the others, only their eventIDs). The parent decides
 the files' results in the same order a single process reads the files (engine.inputs.walk's
-eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it):
-it drops repeated eventIDs and offers the matches to the one decider, advancing the
-watermark exactly where a single process would have. The decider therefore sees the same
-matches in the same order against the same watermark, and the alerts are identical to one
-worker's, stateful rules included; no group's state is split between processes.
+eventTime order; each file's records sorted by engine.inputs.order in whichever process reads it)
+with engine.scan.deciding, which stdin and the daemon decide with too: it drops repeated
+eventIDs and offers the matches to the one decider, advancing the watermark exactly where a
+single process would have. The decider therefore sees the same matches in the same order
+against the same watermark, and the alerts are identical to one worker's, stateful rules
+included; no group's state is split between processes.
 
 The parent scans a file itself only when the result it must decide next is not ready, so the
 work balances itself: deciding is serial, and N processes on N cores never wait on a third
@@ -27,9 +28,7 @@ The files come from engine.inputs.walk lazily; they are taken WINDOW_FILES at a 
 forked for each window, so an archive of millions of files is never a list in memory.
 
 Every record's eventID crosses, matched or not, so repeats are dropped and counted, and their
-matches uncounted, as one process would. One difference is left: a rule that fails on a
-record that turns out to be a repeat is counted as an error here; one process would not have
-evaluated the repeat.
+matches uncounted, as one process would (engine.scan.deciding says the one difference left).
 """
 
 
@@ -44,13 +43,14 @@ from dataclasses import replace
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
 from engine.decide.merge import Merge
-from engine.decide.stubs import Resolver, stub_of
+from engine.decide.stubs import Resolver
 from engine.inputs.files import ByteCounter, Entry
 from engine.inputs.lean import LeanReader, fields_read
-from engine.model import Alert, Match
+from engine.model import Alert
 from engine.scan import filescan
-from engine.scan.filescan import GENERAL_ITEM, LANE_ITEM, UNMATCHED_ITEM, FileResult, scan_file
-from engine.scan.pipeline import SAMPLE_LIMIT, ScanStats, count_other, emit_counted, note_span
+from engine.scan.counts import ScanStats, count_other, emit_counted
+from engine.scan.deciding import decide_result
+from engine.scan.filescan import FileResult, scan_file
 from engine.scan.workers import PARENT, Claims, Worker, path_of, size_of
 from engine.state import StateStore
 from engine.suppressor import Suppressor
@@ -62,6 +62,10 @@ AHEAD_BYTES = 1 << 20
 # archive's (engine.inputs.walk yields them lazily). A fork costs a few milliseconds; 4,096
 # CloudTrail log files take tens of seconds to scan.
 WINDOW_FILES = 4096
+
+# What decides each result (engine.scan.deciding), under the name this module calls it by,
+# so that a test can watch the results handed to it (tests/test_parallel.py).
+_decide_file = decide_result
 
 
 def parallel_scan(
@@ -144,103 +148,3 @@ def _scan_window(files: Sequence[Entry], workers: int, evaluator: Evaluator, dec
     finally:
         for worker in pool.values():
             worker.stop(finished)
-
-
-
-
-def _decide_file(result: FileResult, evaluator: Evaluator, decider: Decider, store: StateStore,
-                 emit: Callable[[Alert], None], stats: ScanStats,
-                 suppressor: Suppressor | None = None, befores: list[float] | None = None
-                 ) -> None:
-    """A result's counts, and its records' matches offered to the decider in order.
-    `befores`: the merged stream's watermark before each record (engine.decide.merge), where a
-    record's own (its file's) would be wrong."""
-    rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
-    stats.events += result.events
-    stats.skipped += result.skipped
-    stats.skips.merge(result.skips)
-    for line, unreadable, count in result.malformed:
-        stats.malformed += count
-        stats.unreadable += unreadable
-        if len(stats.malformed_samples) < SAMPLE_LIMIT:
-            stats.malformed_samples.append(line)
-    evaluator.matches.update(result.matches)
-    evaluator.errors.update(result.errors)
-    for rule_id, message in result.first_error.items():
-        evaluator.first_error.setdefault(rule_id, message)
-    # Where the newest eventTime before a record in its file is newer than any claimed so far,
-    # a claim without eventID carries it, and the file's newest closes them: the store sees
-    # the eventTimes one process would have claimed.
-    claims: list[tuple[str | None, float | None]] = []
-    records = result.records
-    if befores is None:
-        befores = [item[2] for item in records]
-    newest, claimed = float("-inf"), []
-    for item, before in zip(records, befores, strict=True):
-        epoch = item[1]
-        if before > newest:
-            claims.append((None, before))
-            newest = before
-        claimed.append(len(claims))
-        claims.append((item[0] if len(item) != GENERAL_ITEM else item[0].get("eventID"), epoch))
-        if epoch is not None and epoch > newest:
-            newest = epoch
-    if result.last_epoch > newest:
-        claims.append((None, result.last_epoch))
-    seen = store.seen_events(claims)
-    if stats.span is not None:
-        note_span(stats.span, (epoch for _, epoch in claims))
-    repeats = [seen[n] for n in claimed]
-    offer, lane_hold = decider.offer, decider.lane.hold
-    # Decider.hold inlined (its lateness check, then the lane's), and the watermark kept
-    # here between the calls that move it: this loop runs for every record of the scan.
-    watermark, lateness = decider.watermark, decider.allowed_lateness
-    suppressed = dict(result.suppressed)
-    if suppressor:
-        suppressor.errors.update(result.suppression_errors)
-    if suppressor and -1 in suppressed:  # records without an eventID: never repeats
-        suppressor.count(hit for at, hits in result.suppressed if at == -1 for hit in hits)
-    for n, (item, repeat, before) in enumerate(zip(records, repeats, befores, strict=True)):
-        hits = suppressed.get(n) if suppressed else None
-        size = len(item)
-        if repeat:  # one process would not have evaluated it: nor counted its matches
-            stats.duplicates += 1
-            stats.events -= 1
-            if hits:
-                evaluator.matches.subtract(rule_id for rule_id, _ in hits)
-            if size == LANE_ITEM:
-                evaluator.matches[rules[item[3]].id] -= 1
-            elif size == GENERAL_ITEM:
-                evaluator.matches.subtract(rules[index].id for index, _ in item[3])
-            continue
-        if hits and suppressor:
-            suppressor.count(hits)
-        epoch = item[1]
-        if before > watermark:  # where a single process would have advanced
-            for alert in decider.advance(before):
-                emit_counted(alert, emit, stats)
-            watermark = decider.watermark
-        if epoch is not None and epoch > watermark:
-            for alert in decider.advance(epoch):
-                emit_counted(alert, emit, stats)
-            watermark = decider.watermark
-        if size == UNMATCHED_ITEM:
-            continue
-        if size == LANE_ITEM:  # see FileResult.records
-            event_id, _, _, rule_index, group, call, account, time, back = item
-            if not (watermark - lateness <= epoch <= watermark and lane_hold(
-                    rules[rule_index], group, epoch, event_id, call, account, time, back)):
-                stub = stub_of((event_id, call, account, time), back)
-                for alert in offer(Match(rules[rule_index], stub, group), epoch):
-                    emit_counted(alert, emit, stats)
-                watermark = decider.watermark
-            continue
-        record, _, _, found = item
-        for rule_index, group_key in found:
-            for alert in offer(Match(rules[rule_index], record, group_key), epoch):
-                emit_counted(alert, emit, stats)
-        watermark = decider.watermark
-    if result.last_epoch > decider.watermark:
-        for alert in decider.advance(result.last_epoch):
-            emit_counted(alert, emit, stats)
-

@@ -1,33 +1,53 @@
-"""The one-shot pipeline: items -> drop repeats -> evaluate -> decide -> emit, with counts.
+"""A stream of items, a batch at a time: drop repeats -> scan -> decide -> emit, with counts.
+
+The driver of stdin (`trailguard scan -`), rule tests and the daemon (which calls scan_batch
+per batch, then flushes, delivers and commits). A batch is scanned by the code that scans a
+file's records (engine.scan.filescan.scan_stream) and decided by the code that decides them
+(engine.scan.deciding): files and streams share one driver and differ only in how records
+arrive. Alerts come as the stream flows, BATCH records at a time.
 
 Exact eventID repeats are dropped through the decider's state store, so with a persistent
-store (`--state sqlite:///...`) a record scanned in an earlier run is a repeat too.
+store (`--state sqlite:///...`) a record scanned in an earlier run is a repeat too. They are
+claimed before the batch is scanned, so a repeat is never evaluated.
 
-Everything a user needs to trust a scan is counted here: events, exact eventID repeats,
-malformed and skipped payloads (with their origins), matches, alerts and rule errors per rule.
-Nothing here stops the stream: a bad payload is a number and a line in the summary.
+Everything a user needs to trust a scan is counted (engine.scan.counts): events, exact
+eventID repeats, malformed and skipped payloads (with their origins), matches, alerts and rule
+errors per rule. Nothing here stops the stream: a bad payload is a number and a line in the
+summary.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
-from engine.decide.stubs import Ref, Resolver, way_back
-from engine.inputs.decode import Item, Malformed, ObjectRef
+from engine.decide.stubs import Ref, Resolver
+from engine.inputs.decode import Item
 from engine.inputs.eventtime import event_epoch
 from engine.inputs.files import Refs
-from engine.model import Alert, Match
-from engine.skips import Skips
+from engine.model import Alert
+from engine.scan.counts import (
+    SAMPLE_LIMIT,
+    ScanStats,
+    count_other,
+    emit_counted,
+    note_span,
+)
+from engine.scan.deciding import decide_result
+from engine.scan.filescan import Scanner, scan_stream
 from engine.state import StateStore
 from engine.state.memory import MemoryStore
 from engine.suppressor import Suppressor
+
+# ScanStats and its helpers moved to engine.scan.counts (engine.scan.deciding counts too, and
+# imports nothing from here); their callers may still import them from here.
+__all__ = ["BATCH", "SAMPLE_LIMIT", "EventIdMemory", "ScanStats", "count_other", "emit_counted",
+           "note_span", "run_scan", "scan_batch", "scan_items", "tune_gc"]
 
 GC_THRESHOLD = (50_000, 20, 100)
 
@@ -46,28 +66,7 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
-SAMPLE_LIMIT = 20  # malformed origins listed in the summary; the count is always exact
 BATCH = 256  # records whose eventIDs are claimed together
-
-
-@dataclass
-class ScanStats:
-    events: int = 0
-    duplicates: int = 0
-    malformed: int = 0
-    skipped: int = 0
-    late: int = 0  # records more than allowed_lateness behind the newest eventTime
-    unreadable: int = 0
-    alerts: Counter[str] = field(default_factory=Counter)
-    malformed_samples: list[str] = field(default_factory=list)
-    skips: Skips = field(default_factory=Skips)  # why, by reason, with the first origin
-    span: list[float] | None = None  # [first, last] eventTime epoch, when a report wants them
-    started: float = field(default_factory=time.perf_counter)
-    elapsed: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.events / self.elapsed if self.elapsed > 0 else 0.0
 
 
 class EventIdMemory(MemoryStore):
@@ -94,7 +93,7 @@ def run_scan(
 
     Exact repeats are recognised by `memory`, by default the decider's store. Records are
     taken in batches so that a shared store claims their eventIDs in one round trip; within a
-    batch they are evaluated in arrival order, one at a time.
+    batch they are scanned, then decided, in arrival order.
 
     `refs`: the list `iter_paths(..., refs=)` fills for `items`. With it, a record whose
     matches all wait on the threshold lane is held there as a stub, made whole again only if
@@ -137,88 +136,34 @@ def scan_batch(batch: list[Item], evaluator: Evaluator, decider: Decider, ids: S
                emit: Callable[[Alert], None], stats: ScanStats,
                placed: list[Ref | None] | None = None,
                suppressor: Suppressor | None = None) -> None:
-    """One batch of items: claim their eventIDs in one go, then evaluate and offer in order.
+    """One batch of items: claim their eventIDs in one go, then scan the records that are not
+    repeats as a file's are scanned (engine.scan.filescan) and decide them as a file's are
+    decided (engine.scan.deciding), in order.
 
+    A repeat is never evaluated, so its matches and rule errors are never counted: the
+    eventIDs are claimed before the scan, not after it as a file's must be.
     `placed`: where each item can be read again (see run_scan), if known.
     The daemon calls this per source message, then `decider.flush()`, delivers, and commits
     the store: a crash before the commit leaves the message to be processed again."""
-    records: list[dict[str, Any]] = []
-    claims: list[tuple[str | None, float | None]] = []
-    for item in batch:
-        if type(item) is dict:
-            records.append(item)
-            claims.append((_event_id(item), event_epoch(item)))
-        else:
-            count_other(item, stats)
+    claims = [(_event_id(item), event_epoch(item)) for item in batch if type(item) is dict]
     repeats = ids.seen_events(claims)
     if stats.span is not None:
         note_span(stats.span, (epoch for _, epoch in claims))
-    suppress = suppressor.filter if suppressor else None
-    matched, offer, advance, hold = (evaluator.matched, decider.offer, decider.advance,
-                                     decider.hold)
-    lane = decider.lane_rules
-    where = [ref for item, ref in zip(batch, placed, strict=True)
-             if type(item) is dict] if lane and placed is not None else None
-    events = duplicates = late = 0
-    for n, (record, (_, epoch), repeat) in enumerate(zip(records, claims, repeats, strict=True)):
-        if repeat:
-            duplicates += 1
-            continue
-        events += 1
-        if epoch is not None and epoch > decider.watermark:
-            for alert in advance(epoch):
-                emit_counted(alert, emit, stats)
-        elif epoch is not None and epoch < decider.watermark - decider.allowed_lateness:
-            late += 1
-        found = matched(record)
-        if found and suppress is not None:
-            found = suppress(record, found)
-        if not found:
-            continue
-        held = None
-        for rule, group in found:
-            if rule.id in lane and epoch is not None:  # the threshold lane: no Match made
-                if held is None:  # the record, or its way back (see run_scan)
-                    held = record if where is None else way_back(record, where[n]) or record
-                get = record.get
-                if hold(rule, group, epoch, get("eventID"), get("sharedEventID"),
-                        get("recipientAccountId"), get("eventTime"), held):
-                    continue
-            for alert in offer(Match(rule, record, group), epoch):
-                emit_counted(alert, emit, stats)
-    stats.events += events
-    stats.duplicates += duplicates
-    stats.late += late
+    items, refs, epochs = batch, placed, list(map(itemgetter(1), claims))
+    if any(repeats):
+        stats.duplicates += sum(repeats)
+        fresh = iter(repeats)
+        kept = [type(item) is not dict or not next(fresh) for item in batch]
+        items = [item for item, keep in zip(batch, kept, strict=True) if keep]
+        if placed is not None:
+            refs = [ref for ref, keep in zip(placed, kept, strict=True) if keep]
+        epochs = [epoch for epoch, repeat in zip(epochs, repeats, strict=True) if not repeat]
+    scanner = Scanner.of(evaluator, decider.lane_rules, suppressor)
+    reverse = None if refs is None else refs[::-1]  # popped from the end, as iter_paths' are
+    for result in scan_stream(iter(items), iter(epochs), reverse, scanner, decider.watermark):
+        decide_result(result, evaluator, decider, None, emit, stats, suppressor)
 
 
 def _event_id(record: dict[str, Any]) -> str | None:
     event_id = record.get("eventID")
     return event_id if type(event_id) is str or event_id is None else str(event_id)
-
-
-def note_span(span: list[float], epochs: Iterable[float | None]) -> None:
-    """Widen `span` ([first, last] eventTime epoch) to take in `epochs`."""
-    known = [epoch for epoch in epochs if epoch is not None]
-    if known:
-        span[0], span[1] = min(span[0], *known), max(span[1], *known)
-
-
-def emit_counted(alert: Alert, emit: Callable[[Alert], None], stats: ScanStats) -> None:
-    """Hand `alert` on, counted in the summary's per-rule alerts."""
-    stats.alerts[alert.rule.id] += 1
-    emit(alert)
-
-
-def count_other(item: Item, stats: ScanStats) -> None:
-    if isinstance(item, Malformed):
-        stats.malformed += item.count
-        if item.unreadable:
-            stats.unreadable += 1
-        if len(stats.malformed_samples) < SAMPLE_LIMIT:
-            stats.malformed_samples.append(f"{item.origin}: {item.reason}")
-    elif isinstance(item, ObjectRef):
-        stats.skipped += 1  # a local scan has no S3 client; the daemon's sources fetch these
-        stats.skips.add(item)
-    else:
-        stats.skipped += 1
-        stats.skips.add(item)
