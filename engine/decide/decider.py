@@ -158,7 +158,7 @@ class Decider:
         nearly every record, with its eventID, sharedEventID, recipientAccountId and
         eventTime; `record` is the record, or its way back (engine.decide.stubs) when the caller has
         one. False when the lane cannot take the match (late, newer than the watermark, or
-        ThresholdLane.hold's reasons): offer it. engine.scan.parallel._decide_file inlines this
+        ThresholdLane.hold's reasons): offer it. engine.scan.deciding.decide_result inlines this
         (once per record): change both together.
         """
         return self.watermark - self.allowed_lateness <= t <= self.watermark and (

@@ -14,12 +14,12 @@ records up to S - span are released. Files whose records are all decided are clo
 held is `span` of records of the files open across it, at most MAX_OPEN files and MAX_HELD
 items (past either, the earliest are decided anyway, and may then be late).
 
-Its items (MergeItems, not engine.inputs.decode's Item) are engine.scan.parallel's
-FileResult.records tuples: (eventID or record, eventTime, watermark before it in its file, ...).
+Its items (MergeItems, not engine.inputs.decode's Item) are engine.decide.items' tuples, which
+begin (eventID or record, eventTime, watermark before it in its file, ...).
 They are handed on as they are, each with the merged stream's watermark before it beside it (a float
 in a list: rebuilding each tuple with it cost more than the heap). A file's last watermark (what
 its records without an eventID reached) goes through the merge as a watermark-only item,
-(None, epoch, ...), which the decider's claim ignores.
+an UNMATCHED one without an eventID, which the decider's claim ignores.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from engine.decide.items import UNMATCHED
 from engine.inputs.walk import name_stamp
 
 __all__ = ["MAX_OPEN", "Merge"]
@@ -69,7 +70,7 @@ class Merge:
         reached, and its suppressed matches by item index; then decide what no later file
         can precede."""
         if last_epoch > float("-inf"):
-            items = [*items, (None, last_epoch, last_epoch)]  # the file's watermark, at its end
+            items = [*items, (None, last_epoch, last_epoch, UNMATCHED)]  # its watermark, last
         if not items:
             return
         key = _key(items[0])

@@ -34,23 +34,16 @@ from operator import itemgetter
 
 from engine.conditions.evaluator import Evaluator
 from engine.decide.decider import Decider
+from engine.decide.items import GENERAL, HELD_GENERAL, HELD_LANE, KIND, LANE, UNMATCHED
 from engine.decide.stubs import stub_of
 from engine.model import Alert, Match
 from engine.scan.counts import SAMPLE_LIMIT, ScanStats, emit_counted, note_span
-from engine.scan.filescan import (
-    GENERAL_ITEM,
-    HELD_ITEM,
-    HELD_LANE_ITEM,
-    LANE_ITEM,
-    UNMATCHED_ITEM,
-    FileResult,
-)
+from engine.scan.filescan import FileResult
 from engine.state import StateStore
 from engine.suppressor import Suppressor
 
 __all__ = ["decide_result"]
 
-_WHOLE = frozenset((GENERAL_ITEM, HELD_ITEM))  # the kinds of item that begin with the record
 
 
 def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
@@ -78,16 +71,15 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
     late = 0
     for n, (item, repeat, before) in enumerate(zip(records, repeats, befores, strict=True)):
         hits = suppressed.get(n) if suppressed else None
-        size = len(item)
         if repeat:  # one process would not have evaluated it: nor counted its matches
             stats.duplicates += 1
             stats.events -= 1
             if hits:
                 evaluator.matches.subtract(rule_id for rule_id, _ in hits)
-            if size in (LANE_ITEM, HELD_LANE_ITEM):
-                evaluator.matches[rules[item[3]].id] -= 1
-            elif size in (GENERAL_ITEM, HELD_ITEM):
-                evaluator.matches.subtract(rules[index].id for index, _ in item[3])
+            if item[KIND] == LANE or item[KIND] == HELD_LANE:
+                evaluator.matches[rules[item[4]].id] -= 1
+            elif item[KIND] == GENERAL or item[KIND] == HELD_GENERAL:
+                evaluator.matches.subtract(rules[index].id for index, _ in item[4])
             continue
         if hits and suppressor:
             suppressor.count(hits)
@@ -103,28 +95,28 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
                 watermark = decider.watermark
             elif epoch < watermark - lateness:
                 late += 1
-        if size == UNMATCHED_ITEM:
+        if item[KIND] == UNMATCHED:
             continue
-        if size == LANE_ITEM:  # see FileResult.records
-            event_id, _, _, rule_index, group, call, account, time, back = item
+        if item[KIND] == LANE:  # engine.decide.items
+            event_id, epoch, _, _, rule_index, group, call, account, time, back = item
             if not (watermark - lateness <= epoch <= watermark and lane_hold(
                     rules[rule_index], group, epoch, event_id, call, account, time, back)):
-                record = back if type(back) is dict else stub_of(
+                record = back if isinstance(back, dict) else stub_of(
                     (event_id, call, account, time), back)
                 for alert in offer(Match(rules[rule_index], record, group), epoch):
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        if size == HELD_LANE_ITEM:  # a stream's (filescan.scan_stream): the record at hand
-            event_id, _, _, rule_index, group, call, account, time, back, record = item
+        if item[KIND] == HELD_LANE:  # a stream's (filescan.scan_stream): the record at hand
+            event_id, epoch, _, _, rule_index, group, call, account, time, back, record = item
             if not (watermark - lateness <= epoch <= watermark and lane_hold(
                     rules[rule_index], group, epoch, event_id, call, account, time, back)):
                 for alert in offer(Match(rules[rule_index], record, group), epoch):
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        if size == HELD_ITEM:  # a stream's too: the lane holds the way back
-            record, _, _, found, back = item
+        if item[KIND] == HELD_GENERAL:  # a stream's too: the lane holds the way back
+            record, epoch, _, _, found, back = item
             get = record.get
             for rule_index, group_key in found:
                 rule = rules[rule_index]
@@ -136,7 +128,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
                     emit_counted(alert, emit, stats)
                 watermark = decider.watermark
             continue
-        record, _, _, found = item
+        record, _, _, _, found = item
         for rule_index, group_key in found:
             for alert in offer(Match(rules[rule_index], record, group_key), epoch):
                 emit_counted(alert, emit, stats)
@@ -184,7 +176,10 @@ def _claim(result: FileResult, befores: list[float], store: StateStore, stats: S
             claims.append((None, before))
             newest = before
         claimed.append(len(claims))
-        claims.append((item[0].get("eventID") if len(item) in _WHOLE else item[0], epoch))
+        if item[KIND] == GENERAL or item[KIND] == HELD_GENERAL:  # the record itself
+            claims.append((item[0].get("eventID"), epoch))
+        else:
+            claims.append((item[0], epoch))
         if epoch is not None and epoch > newest:
             newest = epoch
     if result.last_epoch > newest:

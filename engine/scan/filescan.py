@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from engine.conditions.evaluator import Evaluator
+from engine.decide.items import GENERAL, HELD_GENERAL, HELD_LANE, LANE, UNMATCHED, ScanItem
 from engine.decide.stubs import way_back
 from engine.inputs.decode import Malformed
 from engine.inputs.eventtime import event_epoch
@@ -39,8 +40,6 @@ from engine.suppressor import Hit, Suppressor
 # Matched records (and malformed lines) per FileResult: what a process holds of one file
 # whatever the file's size (a JSON-lines export, say, where every record matches a rule).
 CHUNK_RECORDS = 2_000
-# The lengths of FileResult.records' kinds of item (HELD_ITEM and HELD_LANE_ITEM: a stream's).
-UNMATCHED_ITEM, GENERAL_ITEM, HELD_ITEM, LANE_ITEM, HELD_LANE_ITEM = 3, 4, 5, 9, 10
 
 _EVALUATOR: Evaluator | None = None  # set by configure before forking; inherited by workers
 _LANE: frozenset[str] = frozenset()  # the rules on the decider's threshold lane
@@ -63,21 +62,8 @@ class FileResult:
     problems."""
 
     # In file order, each record with an eventID (a stream's: every record, see scan_stream)
-    # as one of:
-    # - a record that matched nothing: (eventID, epoch, watermark before it), so that the
-    #   parent drops and counts its repeats as one process would;
-    # - (record, epoch, watermark before it, [(rule index, group)]);
-    # - a record whose one match is a threshold-lane rule's, as the lane takes it
-    #   (Decider.hold): (eventID, epoch, watermark before it, rule index, group,
-    #   sharedEventID, recipientAccountId, eventTime, way back: (path, its position in the
-    #   file) or its JSON text, or the record itself where it has no place to be read again
-    #   from and stays in this process). Flat but for the way back; pickle writes the path
-    #   once.
-    # A stream's (scan_stream, with refs) lane matches also keep the record at hand, for a
-    # match the lane cannot take: a lane item with the record after its way back; or, for a
-    # record with several matches some of which are the lane's, (record, epoch, watermark
-    # before it, [(rule index, group)], way back).
-    records: list[tuple[Any, ...]] = field(default_factory=list)
+    # as an item of engine.decide.items (its kinds, and why tuples).
+    records: list[ScanItem] = field(default_factory=list)
     path: str = ""
     events: int = 0
     last_epoch: float = float("-inf")
@@ -156,7 +142,7 @@ def scan_stream(items: Iterator[Any], epochs: Iterator[float | None], refs: Refs
     Two differences from a file, both to decide as that pipeline did a record at a time:
     every record is kept, with an eventID or not, so that the decider's clock moves at each;
     and with `refs`, a record with a lane match keeps the record beside its way back
-    (HELD_LANE_ITEM, HELD_ITEM): the lane holds the way back, and a match it cannot take
+    (HELD_LANE, HELD_GENERAL): the lane holds the way back, and a match it cannot take
     (late, say) is offered with the record, which is at hand, instead of a stub to read
     back. A file's scan makes neither, so that lean and whole reading give the same results
     (tests/test_lean.py)."""
@@ -204,24 +190,24 @@ def _scan_records(items: Iterator[Any], refs: Refs | None, scanner: Scanner,
                 get = item.get
                 if held:  # and the record, at hand (see scan_stream)
                     kept.append((
-                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
-                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                        back, item))
+                        get("eventID"), epoch, watermark, HELD_LANE, index[rule.id, rule.step],
+                        group, get("sharedEventID"), get("recipientAccountId"),
+                        get("eventTime"), back, item))
                 else:
                     kept.append((
-                        get("eventID"), epoch, watermark, index[rule.id, rule.step], group,
-                        get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
-                        back))
+                        get("eventID"), epoch, watermark, LANE, index[rule.id, rule.step],
+                        group, get("sharedEventID"), get("recipientAccountId"),
+                        get("eventTime"), back))
             elif held and epoch is not None and any(r.id in lane for r, _ in matches) and (
                     way := way_back(item, ref)) is not None:  # see scan_stream
-                kept.append((item, epoch, watermark,
+                kept.append((item, epoch, watermark, HELD_GENERAL,
                              [(index[rule.id, rule.step], group) for rule, group in matches],
                              way))
             else:
-                kept.append((item, epoch, watermark,
+                kept.append((item, epoch, watermark, GENERAL,
                              [(index[rule.id, rule.step], group) for rule, group in matches]))
         elif (event_id := item.get("eventID")) is not None or stream is not None:  # repeat?
-            kept.append((event_id, epoch, watermark))
+            kept.append((event_id, epoch, watermark, UNMATCHED))
         if hits:
             result.suppressed.append((at if len(kept) > at else -1, hits))
         if epoch is not None and epoch > watermark:
@@ -273,15 +259,15 @@ def scan_lean(path: str, lean: LeanFile, evaluator: Evaluator) -> list[FileResul
                     matches, hits = suppressor.split(item, matches)
                 if not matches:
                     if (event_id := item.get("eventID")) is not None:  # a repeat, maybe
-                        append((event_id, epoch, watermark))
+                        append((event_id, epoch, watermark, UNMATCHED))
                 elif len(matches) == 1 and id(matches[0][0]) in lane and epoch is not None:
                     rule, group = matches[0]
                     get = item.get
-                    append((get("eventID"), epoch, watermark, route_of[id(rule)], group,
+                    append((get("eventID"), epoch, watermark, LANE, route_of[id(rule)], group,
                             get("sharedEventID"), get("recipientAccountId"), get("eventTime"),
                             (path, position - 1) if placed else bytes(lean.raw(n))))
                 else:
-                    append((lean.whole(n), epoch, watermark,
+                    append((lean.whole(n), epoch, watermark, GENERAL,
                             [(route_of[id(rule)], group) for rule, group in matches]))
                 if hits:
                     result.suppressed.append((at if len(kept) > at else -1, hits))
