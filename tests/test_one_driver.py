@@ -9,27 +9,8 @@ from typing import Any
 
 from tests.support.cli import run_cli
 from tests.support.records import record
+from tests.support.rulesets import DRIVER_RULES as RULES
 
-RULES = """\
-id: publish
-title: publish
-severity: high
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'PublishPackageVersion'
----
-id: token-burst
-title: tokens
-severity: medium
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
-group_by: userIdentity.arn
-threshold: {count: 3, window: 10m}
----
-id: reads-deduped
-title: reads
-severity: low
-condition: eventName == 'ReadFromRepository'
-group_by: userIdentity.arn
-dedup: 30m
-"""
 ARN = "arn:aws:sts::123456789012:assumed-role/dev/{}"
 
 

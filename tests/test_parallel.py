@@ -14,27 +14,7 @@ import pytest
 
 from tests.support.cli import REPO, run_cli
 from tests.support.records import record
-
-RULES = """\
-id: publish
-title: publish
-severity: high
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'PublishPackageVersion'
----
-id: token-burst
-title: tokens
-severity: medium
-condition: eventSource == 'codeartifact.amazonaws.com' && eventName == 'GetAuthorizationToken'
-group_by: userIdentity.arn
-threshold: {count: 3, window: 10m}
----
-id: reads-deduped
-title: reads
-severity: low
-condition: eventName == 'ReadFromRepository'
-group_by: userIdentity.arn
-dedup: 30m
-"""
+from tests.support.rulesets import DRIVER_RULES as RULES
 
 
 def _signature(stdout: str) -> list[tuple]:
