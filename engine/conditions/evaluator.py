@@ -141,6 +141,9 @@ class Evaluator:
                 (compiled,) if compiled.rule.sequence is None else
                 tuple(compile_rule(step, functions, engine)
                       for step in compiled.rule.step_rules())))
+        # What a scanned item names a rule by (engine.decide.items): its route's index.
+        self.route_index = {(c.rule.id, c.rule.step): n for n, c in enumerate(self.routes)}
+        self.route_rules = tuple(c.rule for c in self.routes)
         self.engine = engine
         self.errors: Counter[str] = Counter()
         self.first_error: dict[str, str] = {}

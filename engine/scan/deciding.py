@@ -56,7 +56,7 @@ def decide_result(result: FileResult, evaluator: Evaluator, decider: Decider,
     before the scan and scanned no repeat (see the module's doc).
     `befores`: the merged stream's watermark before each record (engine.decide.merge), where a
     record's own (its file's) would be wrong."""
-    rules = [c.rule for c in evaluator.routes]  # a sequence's steps are routes of their own
+    rules = evaluator.route_rules  # a sequence's steps are routes of their own
     _count(result, evaluator, stats, suppressor)
     records = result.records
     if befores is None:

@@ -94,8 +94,7 @@ class Scanner:
     @classmethod
     def of(cls, evaluator: Evaluator, lane: frozenset[str], suppressor: Suppressor | None
            ) -> Scanner:
-        return cls(evaluator, lane, suppressor,
-                   {(c.rule.id, c.rule.step): n for n, c in enumerate(evaluator.routes)})
+        return cls(evaluator, lane, suppressor, evaluator.route_index)
 
 
 def scan_file(path: str) -> Iterator[FileResult]:
