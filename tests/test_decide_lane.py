@@ -154,6 +154,19 @@ def test_lane_stubs_are_read_back_when_a_run_completes(tmp_path: Path) -> None:
     assert resolver.files_read == 0
 
 
+def test_lane_stubs_that_only_fold_are_not_read_back(tmp_path: Path) -> None:
+    """After a run completes, its group's later matches fold into the alert (count, ids,
+    times) and need no record: only the match that opens the window is read back, so files
+    holding nothing but folds are not read again. The alert is what whole records give."""
+    records = [read(minute / 4, "alice") for minute in range(42)]  # 6 files of 7, 10 minutes
+    rules = [make_rule("burst", threshold=(3, "10m"), dedup="1h")]
+    alerts, resolver = _scan_files(records, tmp_path, rules)
+    assert [(a.event, a.event_count, len(a.event_ids)) for a in alerts] == [
+        (records[2], 42, 42)]
+    assert _views(alerts) == _views(_scan(records, lane=False, rules=rules))
+    assert resolver.files_read == 1  # the opening match's file: not the five of folds only
+
+
 @settings(max_examples=40, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(calls, min_size=2, max_size=40), st.data())

@@ -40,7 +40,7 @@ from engine.conditions.evaluator import Compiled, Evaluator
 from engine.decide import correlation
 from engine.decide.lane import Queued, ThresholdLane
 from engine.decide.plan import Plan, plan_for
-from engine.decide.stubs import Ref
+from engine.decide.stubs import RecordStub, Ref, Resolver
 from engine.inputs.eventtime import event_epoch, iso, now_iso
 from engine.model import Alert, Match, Record, Rule, alert_id_for, key_text
 from engine.state import StateStore, Update, open_store
@@ -81,7 +81,7 @@ class Decider:
         # Lane matches hold their record, or a way back to it (engine.decide.stubs); a group handed
         # to the general path takes stubs into the buffer, and this makes them whole for
         # _decide.
-        self.resolve: Callable[[Match], Match] | None = None
+        self.resolve: Resolver | None = None
         self._tracked: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], None] = {}
         self._learn: dict[str, float] = {}
@@ -263,13 +263,19 @@ class Decider:
     def _decide(self, items: list[tuple[Match, float]]) -> list[Alert]:
         """Decide matches in the order given, in batches: one store round trip per batch."""
         out: list[Alert] = []
-        resolve = self.resolve or _whole
+        whole = self.resolve.whole if self.resolve is not None else _as_is
+        plans = self.plans
         for start in range(0, len(items), BATCH):
-            # A stub (engine.decide.stubs) waits as one and is made whole here, a batch at a time:
-            # the end of a scan decides everything still waiting at once.
-            hits = [(self.plans[m.rule.id], t, resolve(m)) for m, t in items[start:start + BATCH]]
-            out.extend(self._decide_batch(
-                [(plan, _hit(m, t, plan.summarise, plan.distinct)) for plan, t, m in hits]))
+            # A stub (engine.decide.stubs) waits as one. A lazy plan's is made whole only if it
+            # opens a window (Hit.whole); any other's here, a batch at a time: the end of a scan
+            # decides everything still waiting at once.
+            hits = []
+            for match, t in items[start:start + BATCH]:
+                plan = plans[match.rule.id]
+                if type(match.record) is RecordStub and not plan.lazy:
+                    match = match._replace(record=whole(match.record))
+                hits.append((plan, _hit(match, t, plan.summarise, plan.distinct, whole)))
+            out.extend(self._decide_batch(hits))
         return out
 
     def _decide_batch(self, hits: list[tuple[Plan, Hit]]) -> list[Alert]:
@@ -361,8 +367,8 @@ class Decider:
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
 
 
-def _whole(match: Match) -> Match:
-    return match
+def _as_is(record: Record) -> Record:
+    return record
 
 
 def _order(record: Record) -> tuple[str, str]:
@@ -378,7 +384,7 @@ def _rule_of(key: str) -> str:
 
 
 def _hit(match: Match, t: float, summarise: Callable[[Record], str],
-         distinct: Compiled | None = None) -> Hit:
+         distinct: Compiled | None = None, whole: Callable[[Record], Record] = _as_is) -> Hit:
     record = match.record
     time, call = record.get("eventTime"), record.get("sharedEventID")
     event_id, account = record.get("eventID"), record.get("recipientAccountId")
@@ -390,6 +396,7 @@ def _hit(match: Match, t: float, summarise: Callable[[Record], str],
         account=account if isinstance(account, str) else None,
         record=record, summarise=summarise, step=match.rule.step,
         distinct=_distinct_value(distinct, record) if distinct is not None else None,
+        whole=whole,
     )
 
 

@@ -30,6 +30,13 @@ class Plan:
     distinct: Compiled | None = None  # threshold.distinct
     chain: Chain | None = None  # a sequence or absence rule (engine.decide.correlation)
 
+    @property
+    def lazy(self) -> bool:
+        """Its matches need their whole record only to open a window (engine.state.windows
+        Hit.whole): no first_seen or distinct value, no sequence, not one alert per match."""
+        return (self.novelty is None and self.distinct is None and self.chain is None
+                and self.policy.quiet > 0)
+
 
 def plan_for(compiled: CompiledRule, allowed_lateness: float, in_order: bool) -> Plan:
     """A rule's plan. `in_order`: its matches reach the store in eventTime order (a scan on a

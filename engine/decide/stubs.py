@@ -97,11 +97,17 @@ class Resolver:
         self.missing = 0  # stubs whose record could not be found again
 
     def __call__(self, match: Match) -> Match:
-        stub = match.record
+        record = self.whole(match.record)
+        return match if record is match.record else match._replace(record=record)
+
+    def whole(self, stub: Record) -> Record:
+        """`stub` made whole (a record that is not a stub is returned as it is); a stub whose
+        record cannot be found again stays a stub (see the class doc)."""
         if type(stub) is not RecordStub:
-            return match
+            return stub
         if type(stub.back) is bytes:
-            return match._replace(record=orjson.loads(stub.back))
+            record: Record = orjson.loads(stub.back)
+            return record
         path: str
         position: int
         # not bytes: a Ref. mypy does not narrow on `type(x) is bytes` failing (a subclass
@@ -117,8 +123,8 @@ class Resolver:
         found = records.find(position, stub.get("eventID"))
         if found is None:
             self.missing += 1
-            return match
-        return match._replace(record=found)
+            return stub
+        return found
 
     def _read(self, path: str) -> _Records:
         """The file's records in the order the scan read them: lean (only the records asked

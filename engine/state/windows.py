@@ -66,12 +66,17 @@ class Hit:
     summarise: Callable[[Record], str]
     step: int = -1  # the sequence step it matched (engine.state.sequences)
     distinct: str | None = None  # threshold.distinct's value, as text
+    # `record` as an alert shows it. A threshold-lane match may come as a stub (its four
+    # counted fields: engine.decide.stubs) that is made whole only if it opens a window:
+    # most matches only count or fold, and making each whole meant reading its file again.
+    whole: Callable[[Record], Record] = lambda record: record
 
 
 def open_window(hit: Hit, alert_id: str, lo: float, end: float) -> Window:
+    record = hit.whole(hit.record)
     w: Window = {"id": alert_id, "s": hit.t, "lo": lo, "e": end, "n": 0, "ft": hit.t,
                  "f": hit.time, "lt": hit.t, "l": hit.time, "ids": [], "ac": [], "cl": {},
-                 "ev": hit.record, "su": hit.summarise(hit.record), "g": hit.group,
+                 "ev": record, "su": hit.summarise(record), "g": hit.group,
                  "r": 0, "x": 0}
     fold(w, hit, counted=True)
     return w
