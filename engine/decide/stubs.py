@@ -7,7 +7,8 @@ for the bench stream, and more for a denser one (memory grows with events per mi
 with input size). The lane counts with four fields, so a lane match carries a stub of them,
 and the whole record is made again only if the general path reads it (engine.decide.decider:
 a first_seen, distinct or sequence rule's match, or the match that opens an alert's window;
-not the matches that only count or fold into it): rarely. Two ways back, by where the record came from:
+not the matches that only count or fold into it): rarely. Two ways back, by where the record
+came from:
 
 - a small file (CloudTrail's log files: up to `inputs.REREAD_BYTES` on disk): the record's
   place in it, read again when needed, the last few files kept. Costs nothing per record.
