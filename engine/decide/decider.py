@@ -263,7 +263,7 @@ class Decider:
     def _decide(self, items: list[tuple[Match, float]]) -> list[Alert]:
         """Decide matches in the order given, in batches: one store round trip per batch."""
         out: list[Alert] = []
-        whole = self.resolve.whole if self.resolve is not None else _as_is
+        whole = self.resolve.whole if self.resolve is not None else win.as_is
         plans = self.plans
         for start in range(0, len(items), BATCH):
             # A stub (engine.decide.stubs) waits as one. A lazy plan's is made whole only if it
@@ -367,10 +367,6 @@ class Decider:
         return key, win.novelty(hit, spec.remember, start + spec.learn, plan.policy.keep)
 
 
-def _as_is(record: Record) -> Record:
-    return record
-
-
 def _order(record: Record) -> tuple[str, str]:
     """Ties in eventTime are decided in one fixed order: by call, then by eventID."""
     call, event_id = record.get("sharedEventID"), record.get("eventID")
@@ -384,7 +380,7 @@ def _rule_of(key: str) -> str:
 
 
 def _hit(match: Match, t: float, summarise: Callable[[Record], str],
-         distinct: Compiled | None = None, whole: Callable[[Record], Record] = _as_is) -> Hit:
+         distinct: Compiled | None = None, whole: Callable[[Record], Record] = win.as_is) -> Hit:
     record = match.record
     time, call = record.get("eventTime"), record.get("sharedEventID")
     event_id, account = record.get("eventID"), record.get("recipientAccountId")

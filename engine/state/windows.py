@@ -51,6 +51,11 @@ class Policy:
     distinct: bool = False  # threshold.distinct: count distinct values, not matches
 
 
+def as_is(record: Record) -> Record:
+    """Hit.whole for a record that is whole already (every match but a lane stub's)."""
+    return record
+
+
 @dataclass(slots=True)
 class Hit:
     """One match as the state functions need it."""
@@ -69,7 +74,7 @@ class Hit:
     # `record` as an alert shows it. A threshold-lane match may come as a stub (its four
     # counted fields: engine.decide.stubs) that is made whole only if it opens a window:
     # most matches only count or fold, and making each whole meant reading its file again.
-    whole: Callable[[Record], Record] = lambda record: record
+    whole: Callable[[Record], Record] = as_is
 
 
 def open_window(hit: Hit, alert_id: str, lo: float, end: float) -> Window:
